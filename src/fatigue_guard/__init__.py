@@ -1,0 +1,3 @@
+"""fatigue-guard: fatigue-event prediction from wearable data, with a self-maintaining model."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""Typed configuration: every knob of the system, read once from the environment.
+
+All names carry the ``FATIGUE_GUARD_`` prefix (DESIGN §7), except ``MLFLOW_TRACKING_URI``, which
+MLflow users already set. Defaults put everything under ``FATIGUE_GUARD_HOME`` so that the demo
+needs nothing running.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Construct directly in tests; use :func:`get_settings` elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix="FATIGUE_GUARD_", extra="ignore")
+
+    home: Path = Field(default=Path(".fatigue-guard"))
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset = SQLite file under HOME."
+    )
+    azure_storage_connection_string: SecretStr | None = Field(
+        default=None, description="Azure Blob connection string; unset = local folder under HOME."
+    )
+    blob_container: str = "fatigue-guard"
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FATIGUE_GUARD_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking + registry URI; unset = SQLite store under HOME.",
+    )
+    mlflow_experiment: str = "fatigue-guard"
+    registered_model_name: str = "fatigue-rf"
+    precision_floor: float = Field(default=0.75, gt=0.0, lt=1.0)
+    admin_token: SecretStr | None = None
+
+    # Feature store flushing: a Parquet batch is written when either limit is hit.
+    blob_flush_max_records: int = Field(default=500, ge=1)
+    blob_flush_max_age_s: float = Field(default=5.0, gt=0)
+
+    # Serving
+    model_poll_interval_s: float = Field(default=30.0, gt=0)
+    latency_budget_ms: float = 200.0
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'fatigue-guard.db'}"
+
+    @property
+    def effective_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Where runs' artifacts go when the tracking store is the embedded SQLite one."""
+        return self.home_dir / "mlartifacts"
+
+    @property
+    def local_blob_root(self) -> Path:
+        return self.home_dir / "blobs"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.home_dir / "model-cache"
+
+    def ensure_home(self) -> Path:
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        return self.home_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Data plane: SQL metadata, the blob feature store, the outbox that links them."""
