@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Runtime configuration. Construct directly in tests; use :func:`get_settings` elsewhere."""
 
-    model_config = SettingsConfigDict(env_prefix="FATIGUE_GUARD_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FATIGUE_GUARD_", extra="ignore", populate_by_name=True
+    )
 
     home: Path = Field(default=Path(".fatigue-guard"))
     database_url: str | None = Field(
@@ -37,13 +39,54 @@ class Settings(BaseSettings):
     precision_floor: float = Field(default=0.75, gt=0.0, lt=1.0)
     admin_token: SecretStr | None = None
 
+    # Training (issue 4): data quality gate, honest splits, threshold margin, search budget.
+    max_invalid_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Fail training above this share of bad rows."
+    )
+    holdout_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Most recent share of the timeline held out."
+    )
+    cv_folds: int = Field(default=3, ge=2, description="GroupKFold-by-user folds for OOF scores.")
+    n_estimators: int = Field(default=150, ge=1, description="Trees per forest.")
+    search_budget_s: float = Field(default=60.0, ge=0.0, description="Hyperparameter search.")
+    threshold_confidence_z: float = Field(
+        default=1.645,
+        ge=0.0,
+        description="One-sided z of the Wilson lower bound the threshold's precision must clear.",
+    )
+    # Validation gate (staging -> production), judged on a shared recent labelled hold-out.
+    gate_recall_tolerance: float = Field(default=0.02, ge=0.0, lt=1.0)
+    gate_precision_tolerance: float = Field(default=0.02, ge=0.0, lt=1.0)
+    gate_min_positives: int = Field(default=20, ge=1)
+
     # Feature store flushing: a Parquet batch is written when either limit is hit.
     blob_flush_max_records: int = Field(default=500, ge=1)
     blob_flush_max_age_s: float = Field(default=5.0, gt=0)
 
+    # Data plane (storage): SQL, outbox flusher and spool tuning.
+    db_connect_timeout_s: float = Field(
+        default=3.0, gt=0, description="Give up connecting to the SQL DB after this; then spool."
+    )
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        pattern="^(OFF|NORMAL|FULL|EXTRA)$",
+        description="SQLite PRAGMA synchronous; FULL survives power loss, NORMAL is faster.",
+    )
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    outbox_retry_base_s: float = Field(default=0.5, gt=0)
+    outbox_retry_max_s: float = Field(default=30.0, gt=0)
+    spool_replay_interval_s: float = Field(default=2.0, gt=0)
+
     # Serving
     model_poll_interval_s: float = Field(default=30.0, gt=0)
     latency_budget_ms: float = 200.0
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    # Device keys: verified keys are cached this long (revocation takes effect within it).
+    key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # Per-key token bucket: sustained requests per second and burst size.
+    rate_limit_per_s: float = Field(default=20.0, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
 
     @property
     def home_dir(self) -> Path:
@@ -69,6 +112,11 @@ class Settings(BaseSettings):
     @property
     def local_blob_root(self) -> Path:
         return self.home_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Append-only files that hold records while the SQL DB is unreachable."""
+        return self.home_dir / "spool"
 
     @property
     def model_cache_dir(self) -> Path:

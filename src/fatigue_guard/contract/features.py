@@ -63,7 +63,12 @@ FEATURES: Final[tuple[FeatureSpec, ...]] = (
         "sleep_midpoint_shift_h", "sleep midpoint vs personal 14-day mean", "hours", -12, 12, False
     ),
     FeatureSpec(
-        "resting_hr_delta_bpm", "resting HR vs personal 14-day baseline", "beats/min", -50, 80, False
+        "resting_hr_delta_bpm",
+        "resting HR vs personal 14-day baseline",
+        "beats/min",
+        -50,
+        80,
+        False,
     ),
     FeatureSpec("hrv_rmssd_ratio", "RMSSD / personal 14-day baseline", "ratio", 0.05, 10, False),
     FeatureSpec("hr_last_hour_bpm", "mean heart rate, last hour", "beats/min", 25, 230, False),

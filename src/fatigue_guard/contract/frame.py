@@ -90,7 +90,9 @@ def coerce_feature_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _examples(frame: pd.DataFrame, mask: np.ndarray, column: str, n: int) -> list[dict[str, object]]:
+def _examples(
+    frame: pd.DataFrame, mask: np.ndarray, column: str, n: int
+) -> list[dict[str, object]]:
     idx = np.flatnonzero(mask)[:n]
     keep = [c for c in ("event_id", "user_id") if c in frame.columns] + [column]
     rows = frame.iloc[idx][keep]
@@ -109,7 +111,9 @@ def validate_frame(frame: pd.DataFrame, *, examples: int = 3) -> FrameReport:
     def flag(mask: np.ndarray, rule: str, column: str) -> None:
         count = int(mask.sum())
         if count:
-            violations.append(RuleViolation(rule, column, count, _examples(frame, mask, column, examples)))
+            violations.append(
+                RuleViolation(rule, column, count, _examples(frame, mask, column, examples))
+            )
             valid[mask] = False
 
     for spec in FEATURES:
@@ -124,7 +128,11 @@ def validate_frame(frame: pd.DataFrame, *, examples: int = 3) -> FrameReport:
             out_of_range = finite & ((values < spec.minimum) | upper_bad)
         flag(out_of_range, f"out of range: {spec.range_text}", spec.name)
         if spec.integer:
-            flag(finite & ~out_of_range & (np.floor(values) != values), "must be an integer", spec.name)
+            flag(
+                finite & ~out_of_range & (np.floor(values) != values),
+                "must be an integer",
+                spec.name,
+            )
 
     deep, rem = (frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in SLEEP_STAGE_FIELDS)
     with np.errstate(invalid="ignore"):

@@ -22,9 +22,9 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     create_model,
     field_validator,
-    model_validator,
 )
 
 from fatigue_guard.contract.features import (
@@ -43,11 +43,14 @@ UserId = Annotated[
 
 
 def _field_for(spec: FeatureSpec) -> tuple[Any, Any]:
-    # Integer counts accept 3 but not 3.5; continuous features accept ints (JSON has no float type).
-    number = StrictInt if spec.integer else StrictInt | StrictFloat
+    # Lax int accepts 3 and 3.0 (some mobile JSON encoders write whole doubles that way) but not
+    # 3.5; strings and booleans never reach it (see _FeaturesBase._plain_number).
+    number = int if spec.integer else float
     bounds: dict[str, float] = {"ge": spec.minimum}
     bounds["lt" if spec.maximum_exclusive else "le"] = spec.maximum
-    annotated = Annotated[number, Field(allow_inf_nan=False, description=spec.description, **bounds)]
+    annotated = Annotated[
+        number, Field(allow_inf_nan=False, description=spec.description, **bounds)
+    ]
     if spec.required:
         return annotated, ...
     return annotated | None, None
@@ -56,20 +59,25 @@ def _field_for(spec: FeatureSpec) -> tuple[Any, Any]:
 class _FeaturesBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @field_validator("*", mode="after")
+    @field_validator("*", mode="before", check_fields=False)
     @classmethod
-    def _finite(cls, value: Any) -> Any:
-        # StrictFloat lets NaN through when JSON parsers accept the NaN literal; refuse it here too.
+    def _plain_number(cls, value: Any) -> Any:
+        # Python's and Pydantic's JSON parsers accept the NaN/Infinity literals; the contract does
+        # not, and the range check would otherwise report a confusing "must be >= 0".
+        if isinstance(value, (bool, str)):
+            raise ValueError("must be a JSON number, not a string or boolean")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
+            raise ValueError("must be a finite number (NaN and Infinity are not allowed)")
         return value
 
-    @model_validator(mode="after")
-    def _sleep_stages_fit_in_sleep(self) -> _FeaturesBase:
-        deep, rem = (getattr(self, name) for name in SLEEP_STAGE_FIELDS)
-        if deep is not None and rem is not None and deep + rem > SLEEP_STAGE_MAX_TOTAL:
-            raise ValueError(f"{SLEEP_STAGE_RULE} violated ({deep:g} + {rem:g})")
-        return self
+    @field_validator(SLEEP_STAGE_FIELDS[1], mode="after", check_fields=False)
+    @classmethod
+    def _sleep_stages_fit_in_sleep(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # Validated after the first stage field (declaration order), so its value is in info.data.
+        other = info.data.get(SLEEP_STAGE_FIELDS[0])
+        if value is not None and other is not None and other + value > SLEEP_STAGE_MAX_TOTAL:
+            raise ValueError(f"{SLEEP_STAGE_RULE} violated ({other:g} + {value:g})")
+        return value
 
     def as_row(self) -> list[float]:
         """Values in contract order, ``nan`` for a missing optional feature (model input)."""

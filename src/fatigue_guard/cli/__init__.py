@@ -1,0 +1,1 @@
+"""Command-line verbs: plain typer-annotated functions that cli.main registers."""

@@ -1,0 +1,38 @@
+"""The ``fatigue-guard`` command: every job of the system is a verb here (DESIGN §7).
+
+Verb modules import heavy libraries (MLflow, scikit-learn) inside the command functions so that
+``fatigue-guard --help`` and light verbs start quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from fatigue_guard.cli.db import db_app
+from fatigue_guard.cli.demo import demo
+from fatigue_guard.cli.serve import serve
+
+app = typer.Typer(
+    name="fatigue-guard",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Fatigue-event prediction from wearable data, with a self-maintaining model.",
+)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+app.command("demo")(demo)
+app.command("serve")(serve)
+app.add_typer(db_app, name="db")
+
+if __name__ == "__main__":
+    app()

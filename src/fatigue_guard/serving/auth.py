@@ -1,0 +1,147 @@
+"""Who is calling: device keys (bound to one user), admin tokens, and per-key rate limits.
+
+A device key may only write and read its own user's data. Verified keys are cached for a short
+time so that the request path does not pay a SQL round trip per request; a revoked key stops
+working within ``key_cache_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from fatigue_guard.config import Settings
+from fatigue_guard.serving.problems import Problem
+from fatigue_guard.serving.state import ServingState, get_state
+from fatigue_guard.storage.keys import parse_key, secret_matches
+
+KeyLookup = Callable[[str], tuple[str, str] | None]  # key_id -> (key_hash, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    user_id: str
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+class KeyVerifier:
+    """Verifies device keys against the SQL store, with a small positive cache."""
+
+    def __init__(self, lookup: KeyLookup, ttl_s: float) -> None:
+        self._lookup = lookup
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def cached(self, key: str) -> Principal | None:
+        hit = self._cache.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def verify(self, key: str) -> Principal | None:
+        parsed = parse_key(key)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        found = self._lookup(key_id)
+        if found is None or not secret_matches(secret, found[0]):
+            return None
+        principal = Principal(key_id=key_id, user_id=found[1])
+        if len(self._cache) > 100_000:  # bounded: a flood of distinct keys cannot grow it forever
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self._ttl_s, principal)
+        return principal
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate`` requests per second sustained, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key_id: str, cost: float = 1.0) -> float:
+        """0.0 when allowed, else the seconds to wait before a retry can succeed."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= cost:
+                self._buckets[key_id] = (tokens - cost, now)
+                return 0.0
+            self._buckets[key_id] = (tokens, now)
+            return (cost - tokens) / self.rate
+
+
+async def device_principal(
+    request: Request, state: ServingState = Depends(get_state)
+) -> Principal:
+    """FastAPI dependency: the caller's device key, verified and rate-limited."""
+    auth = state.extras["auth"]
+    key = presented_key(request)
+    if not key:
+        raise _unauthorized("A device API key is required (Authorization: Bearer <key>).")
+    principal = auth.verifier.cached(key) or await run_in_threadpool(auth.verifier.verify, key)
+    if principal is None:
+        raise _unauthorized("The API key is not valid.")
+    wait = auth.limiter.acquire(principal.key_id)
+    if wait > 0:
+        raise Problem(
+            429,
+            "Rate limit exceeded for this key.",
+            kind="rate-limited",
+            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+    return principal
+
+
+def ensure_own_user(principal: Principal, user_id: str) -> None:
+    # Same answer whether or not the other user exists: a key learns nothing about other users.
+    if not hmac.compare_digest(principal.user_id.encode(), user_id.encode()):
+        raise Problem(403, "This key may not access that user's data.", kind="forbidden")
+
+
+async def require_admin(request: Request, state: ServingState = Depends(get_state)) -> None:
+    """FastAPI dependency for ``/v1/admin`` routes; disabled entirely without a configured token."""
+    configured = state.settings.admin_token
+    if configured is None:
+        raise Problem(404, "Admin routes are disabled (no admin token configured).")
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not token:
+        raise _unauthorized("An admin token is required.")
+    if not hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
+        # A device key presented here lands in this branch too: admin and device are separate.
+        raise Problem(403, "Not an admin token.", kind="forbidden")
+
+
+@dataclass
+class AuthServices:
+    verifier: KeyVerifier
+    limiter: RateLimiter
+
+
+def build_auth(settings: Settings, lookup: KeyLookup) -> AuthServices:
+    return AuthServices(
+        verifier=KeyVerifier(lookup, settings.key_cache_ttl_s),
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+    )

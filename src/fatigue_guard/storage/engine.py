@@ -1,0 +1,56 @@
+"""Build SQLAlchemy engines for SQLite (the default) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from fatigue_guard.config import Settings
+
+
+def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
+    """An engine for ``url`` (default: the settings' effective URL), tuned per backend.
+
+    SQLite: WAL (readers never block the writer), a busy timeout instead of instant "database is
+    locked" errors under concurrent writers, and foreign keys on (off by default in SQLite).
+    PostgreSQL: a short connect timeout so an unreachable server makes the recorder spool quickly
+    instead of hanging the request, and pre-ping so connections survive a server restart.
+    """
+    parsed = make_url(url or settings.effective_database_url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": 30.0, "check_same_thread": False},
+            pool_pre_ping=False,
+        )
+        synchronous = settings.sqlite_synchronous
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # libpq wants whole seconds.
+        connect_args["connect_timeout"] = max(1, round(settings.db_connect_timeout_s))
+    return create_engine(
+        parsed,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=settings.db_connect_timeout_s,
+    )

@@ -1,0 +1,212 @@
+"""The outbox flusher: moves recorded feature rows from SQL to the blob feature store.
+
+Why an outbox: the request path must not wait for (or fail because of) the blob store, yet an
+answered prediction must never be lost. So the request writes its features to the ``outbox``
+table in the same transaction as the prediction row, and this background worker ships them.
+
+Exactly-once as seen by readers:
+
+1. *Claim*: pending rows are stamped with a new ``batch_id`` (and a lease) in one transaction.
+2. *Write*: the batch is written to ``.../<batch_id>.parquet`` keys, derived only from the batch.
+3. *Mark done*: only after the write succeeded.
+
+A crash or an error after (1) or (2) leaves the rows pending with the same ``batch_id``; the
+retry rebuilds the same batch from the same rows and overwrites the same keys, so the store never
+holds two copies. Failed writes back off exponentially (with jitter) per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.tables import utcnow
+from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When to cut a batch and how to retry a failed one."""
+
+    max_records: int = 500
+    max_age_s: float = 5.0
+    poll_interval_s: float = 0.5
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    # How long a claimed batch is reserved for its flusher before others may retry it.
+    lease_s: float = 120.0
+
+    def backoff(self, attempts: int) -> timedelta:
+        delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=delay * random.uniform(0.5, 1.0))
+
+
+@dataclass
+class FlusherStats:
+    flushed_records: int = 0
+    flushed_batches: int = 0
+    flush_failures: int = 0
+    backlog: int = 0
+    last_error: str | None = None
+
+
+def new_batch_id(now: datetime) -> str:
+    """Sortable by time, unique across replicas."""
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}"
+
+
+class OutboxFlusher:
+    """Ships outbox rows to the feature store; run it as a thread with :meth:`start`/:meth:`stop`
+    or step it by hand with :meth:`flush_once` / :meth:`drain` (tests, CLI)."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        feature_store: FeatureStore,
+        policy: FlushPolicy | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self.feature_store = feature_store
+        self.policy = policy or FlushPolicy()
+        self.stats = FlusherStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        # One step at a time per process (the thread, drain() and stop() may overlap).
+        self._step_lock = threading.Lock()
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def flush_once(self, *, force: bool = False) -> int:
+        """Ship at most one batch; return how many records it held (0 if nothing was due).
+
+        A batch is due if it is a retry whose back-off has passed, or if enough rows are waiting
+        (``max_records``) or the oldest has waited ``max_age_s``; ``force`` ships whatever waits.
+        """
+        with self._step_lock:
+            now = utcnow()
+            with self._uow() as uow:
+                batch_id = uow.outbox.due_claimed_batch(now)
+                if batch_id is None:
+                    waiting = uow.outbox.unclaimed_count()
+                    oldest = uow.outbox.oldest_unclaimed_at()
+                    old_enough = oldest is not None and (now - oldest).total_seconds() >= (
+                        self.policy.max_age_s
+                    )
+                    if waiting and (force or waiting >= self.policy.max_records or old_enough):
+                        batch_id = new_batch_id(now)
+                        lease = timedelta(seconds=self.policy.lease_s)
+                        if not uow.outbox.claim(batch_id, self.policy.max_records, lease):
+                            batch_id = None
+                uow.commit()
+            if batch_id is None:
+                return 0
+            return self._ship(batch_id)
+
+    def _ship(self, batch_id: str) -> int:
+        with self._uow() as uow:
+            uow.outbox.extend_lease(batch_id, timedelta(seconds=self.policy.lease_s))
+            batch = uow.outbox.load_batch(batch_id)
+            uow.commit()
+        if not batch.records:
+            return 0
+        try:
+            self.feature_store.write_batch(batch_id, batch.records)
+        except Exception as exc:
+            self.stats.flush_failures += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            retry_at = utcnow() + self.policy.backoff(batch.attempts + 1)
+            log.warning(
+                "feature batch write failed; will retry",
+                extra={
+                    "batch_id": batch_id,
+                    "records": len(batch.records),
+                    "error": type(exc).__name__,
+                },
+            )
+            with self._uow() as uow:
+                uow.outbox.mark_failed(batch_id, self.stats.last_error, retry_at)
+                uow.commit()
+            return 0
+        with self._uow() as uow:
+            done = uow.outbox.mark_done(batch_id)
+            uow.commit()
+        self.stats.flushed_records += done
+        self.stats.flushed_batches += 1
+        return done
+
+    def backlog(self) -> int:
+        """Rows not yet in the blob store (a SQL count; cached in ``stats.backlog``)."""
+        with self._uow() as uow:
+            self.stats.backlog = uow.outbox.backlog()
+        return self.stats.backlog
+
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        """Ship everything now, waiting out back-offs, until the outbox is empty or time is up.
+
+        Returns ``True`` if the outbox is empty.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.flush_once(force=True)
+                if self.backlog() == 0:
+                    return True
+            except Exception:  # DB hiccup: keep trying until the deadline
+                log.warning("outbox drain step failed", exc_info=True)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(self.policy.poll_interval_s, max(0.0, deadline - time.monotonic())))
+
+    # -- thread -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-flusher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Hint that rows arrived (lets a full batch go out before the next poll)."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop the thread, then ship what can be shipped within ``timeout_s``.
+
+        Whatever is left stays in the outbox for the next start. Returns ``True`` if empty.
+        """
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        return self.drain(timeout_s)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                shipped = self.flush_once()
+                self.backlog()
+                failures = 0
+            except Exception:
+                # The SQL DB itself is down: back off, the rows are safe where they are.
+                failures += 1
+                shipped = 0
+                log.warning("outbox flusher step failed", exc_info=True)
+            if shipped:
+                continue  # more may be due right away
+            wait = self.policy.poll_interval_s
+            if failures:
+                wait = self.policy.backoff(failures).total_seconds()
+            self._wake.wait(wait)
+            self._wake.clear()

@@ -1,0 +1,168 @@
+"""Decision threshold: maximise recall subject to precision >= floor, with a safety margin.
+
+The product rule (DESIGN §1) is "catch as many fatigue events as possible without burying users in
+false alarms". A threshold picked where *observed* precision just touches the floor lands below it
+on new data about half the time, so a threshold is only eligible when the **Wilson lower
+confidence bound** of its precision clears the floor. The bound is wide when few alerts back it
+(small data, very high thresholds) and tight when many do, which is the margin we want.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+ATTAINABLE_FLOORS: tuple[float, ...] = (0.6, 0.5)
+# A precision measured on a handful of alerts is noise; "best precision reachable" ignores
+# thresholds backed by fewer alerts than this.
+MIN_ALERTS_FOR_BEST_PRECISION = 20
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The selected operating point, as measured on the scores it was chosen from."""
+
+    threshold: float
+    precision: float
+    precision_lower_bound: float
+    recall: float
+    alert_rate: float
+    alerts: int
+    floor: float
+    confidence_z: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class NoThresholdMeetsFloor(Exception):  # noqa: N818 - name fixed by the public API
+    """No threshold reaches the precision floor; carries what *is* attainable.
+
+    ``attainable`` holds ``best_precision`` (over thresholds backed by enough alerts) and
+    ``recall_at_precision_<floor>`` for a few lower floors, so an operator can lower the floor
+    knowingly instead of guessing.
+    """
+
+    floor: float
+    attainable: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k}={v:.3f}" for k, v in self.attainable.items())
+        return (
+            f"no decision threshold reaches precision >= {self.floor:.2f} "
+            f"(with its confidence margin); attainable: {parts or 'nothing'}"
+        )
+
+
+def wilson_lower_bound(successes: np.ndarray, trials: np.ndarray, z: float) -> np.ndarray:
+    """One-sided Wilson score lower bound of a binomial proportion, vectorised.
+
+    ``z = 0`` returns the plain proportion. Trials of zero give a bound of 0.
+    """
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = successes / trials
+        if z == 0:
+            return np.where(trials > 0, p, 0.0)
+        denom = 1.0 + z * z / trials
+        centre = p + z * z / (2 * trials)
+        spread = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+        bound = (centre - spread) / denom
+    return np.where(trials > 0, bound, 0.0)
+
+
+@dataclass(frozen=True)
+class OperatingCurve:
+    """Confusion counts at every distinct score, highest threshold first (alert = score >= t)."""
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    positives: int
+    rows: int
+
+    @property
+    def alerts(self) -> np.ndarray:
+        return self.true_positives + self.false_positives
+
+    @property
+    def precision(self) -> np.ndarray:
+        return self.true_positives / np.maximum(self.alerts, 1)
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self.true_positives / max(self.positives, 1)
+
+
+def operating_curve(y_true: np.ndarray, scores: np.ndarray) -> OperatingCurve:
+    """Counts for every candidate threshold; O(n log n), no per-threshold loop."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    # Keep the last index of each run of equal scores: alerting at ">= t" includes all ties.
+    last = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s_sorted) - 1] if len(s) else []
+    return OperatingCurve(
+        thresholds=s_sorted[last],
+        true_positives=tp[last],
+        false_positives=fp[last],
+        positives=int(y.sum()),
+        rows=len(y),
+    )
+
+
+def recall_at_precision(y_true: np.ndarray, scores: np.ndarray, floor: float) -> float:
+    """Best recall whose observed precision >= ``floor`` (no margin); 0 if none.
+
+    This is the like-for-like yardstick for comparing models and baselines on one data set.
+    """
+    curve = operating_curve(y_true, scores)
+    ok = curve.precision >= floor
+    return float(curve.recall[ok].max()) if ok.any() else 0.0
+
+
+def attainable_points(
+    y_true: np.ndarray, scores: np.ndarray, floors: tuple[float, ...] = ATTAINABLE_FLOORS
+) -> dict[str, float]:
+    """What an operator could get instead: best precision and recall at lower floors."""
+    curve = operating_curve(y_true, scores)
+    enough = curve.alerts >= min(MIN_ALERTS_FOR_BEST_PRECISION, max(curve.rows, 1))
+    best = float(curve.precision[enough].max()) if enough.any() else 0.0
+    out = {"best_precision": best}
+    for f in floors:
+        out[f"recall_at_precision_{f:g}"] = recall_at_precision(y_true, scores, f)
+    return out
+
+
+def select_threshold(
+    y_true: np.ndarray, scores: np.ndarray, floor: float, *, confidence_z: float = 1.645
+) -> ThresholdChoice:
+    """Lowest threshold (hence highest recall) whose precision lower bound is >= ``floor``.
+
+    Raises :class:`NoThresholdMeetsFloor` with the attainable operating points when none is.
+    """
+    curve = operating_curve(y_true, scores)
+    if curve.positives == 0:
+        raise NoThresholdMeetsFloor(floor, {"best_precision": 0.0})
+    lower = wilson_lower_bound(curve.true_positives, curve.alerts, confidence_z)
+    eligible = np.flatnonzero(lower >= floor)
+    if eligible.size == 0:
+        raise NoThresholdMeetsFloor(floor, attainable_points(y_true, scores))
+    # Among thresholds with the same (maximal) recall, the highest one adds no true positives
+    # and fewer false ones, so take the first occurrence of the maximum.
+    i = int(eligible[np.argmax(curve.recall[eligible])])
+    return ThresholdChoice(
+        threshold=float(curve.thresholds[i]),
+        precision=float(curve.precision[i]),
+        precision_lower_bound=float(lower[i]),
+        recall=float(curve.recall[i]),
+        alert_rate=float(curve.alerts[i] / curve.rows),
+        alerts=int(curve.alerts[i]),
+        floor=float(floor),
+        confidence_z=float(confidence_z),
+    )
