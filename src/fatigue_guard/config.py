@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         default=0.2, gt=0.0, lt=1.0, description="Most recent share of the timeline held out."
     )
     cv_folds: int = Field(default=3, ge=2, description="GroupKFold-by-user folds for OOF scores.")
-    n_estimators: int = Field(default=150, ge=1, description="Trees per forest.")
+    n_estimators: int = Field(default=100, ge=1, description="Trees per forest.")
     search_budget_s: float = Field(default=60.0, ge=0.0, description="Hyperparameter search.")
     threshold_confidence_z: float = Field(
         default=1.645,

@@ -178,3 +178,87 @@ def prepare_home(base: Settings) -> Settings:
         mlflow_tracking_uri=None,
         precision_floor=base.precision_floor,
     )
+
+
+def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> DemoSummary:
+    """Every step of the product once, on embedded defaults; returns the summary rows."""
+    from fatigue_guard.simulation import CohortConfig, simulate_cohort
+    from fatigue_guard.storage.factory import build_storage
+    from fatigue_guard.training import train_model
+
+    settings = prepare_home(base)
+    summary = DemoSummary(home=settings.home_dir)
+    timings: dict[str, float] = {}
+
+    def step(name: str) -> Callable[[], None]:
+        say(name)
+        started = time.perf_counter()
+        return lambda: timings.__setitem__(name, time.perf_counter() - started)
+
+    done = step(f"simulating {config.users} users x {config.days} days")
+    cohort = simulate_cohort(CohortConfig(users=config.users, days=config.days, seed=config.seed))
+    train_frame, live_frame = split_by_time(cohort, config.live_days)
+    done()
+
+    done = step(f"training on {len(train_frame):,} rows (search budget {config.search_budget_s}s)")
+    result = train_model(
+        settings,
+        train_frame,
+        seed=config.seed,
+        search_budget_s=config.search_budget_s,
+        progress=say,
+    )
+    done()
+    if result.registered is None:
+        raise RuntimeError("training registered no model")
+
+    done = step("migrating the SQL database and issuing device keys")
+    storage = build_storage(settings)
+    storage.upgrade()
+    live = live_frame.sample(
+        n=min(config.requests, len(live_frame)), random_state=config.seed
+    ).sort_values("measured_at")
+    keys = {user: storage.create_device_key(user).plaintext for user in live["user_id"].unique()}
+    done()
+
+    port = free_port()
+    done = step(f"starting the API on 127.0.0.1:{port}")
+    with running_api(settings, port) as base_url:
+        done()
+        done = step(f"{len(live):,} predictions from {len(keys)} devices over HTTP")
+        latencies, answers, errors = send_all(
+            base_url,
+            request_bodies(live),
+            concurrency=config.concurrency,
+            headers_for=lambda body: {"Authorization": f"Bearer {keys[body['user_id']]}"},
+        )
+        done()
+    # Graceful stop flushed the outbox; count what each store holds.
+    with storage.engine.connect() as connection:
+        from sqlalchemy import text
+
+        db_rows = connection.execute(text("SELECT count(*) FROM predictions")).scalar_one()
+    start, end = live["measured_at"].min(), live["measured_at"].max() + timedelta(seconds=1)
+    blob_rows = len(storage.read_live_dataset(start.to_pydatetime(), end.to_pydatetime()))
+    storage.close()
+
+    holdout = result.metrics["holdout_time"]
+    alerts = sum(1 for a in answers if a["alert"])
+    summary.rows = {
+        "model": f"{result.registered.name} v{result.registered.version} ({result.alias})",
+        "training rows / users": f"{result.rows:,} / {result.users:,}",
+        "threshold (chosen on held-out data)": f"{result.threshold:.3f}",
+        "precision floor": f"{settings.precision_floor:.2f}",
+        "held-out precision at threshold": f"{holdout['precision']:.3f}",
+        "held-out recall at threshold": f"{holdout['recall']:.3f}",
+        "held-out PR-AUC / ROC-AUC": f"{holdout['pr_auc']:.3f} / {holdout['roc_auc']:.3f}",
+        "beats baselines": "yes" if result.beats_baselines else "NO",
+        "requests / errors": f"{len(latencies):,} / {errors}",
+        "live alert rate": f"{alerts / max(1, len(answers)):.3f}",
+        "client latency p50 / p99 (ms)": (
+            f"{np.percentile(latencies, 50):.1f} / {np.percentile(latencies, 99):.1f}"
+        ),
+        "rows in SQL DB / blob store": f"{db_rows:,} / {blob_rows:,}",
+        "step times (s)": ", ".join(f"{k.split(' ')[0]} {v:.1f}" for k, v in timings.items()),
+    }
+    return summary

@@ -12,6 +12,7 @@ import typer
 
 from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
+from fatigue_guard.cli.keys import keys_app
 from fatigue_guard.cli.serve import serve
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 if __name__ == "__main__":
     app()

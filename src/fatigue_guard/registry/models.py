@@ -16,7 +16,6 @@ import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
@@ -80,7 +79,9 @@ def get_model_by_alias(settings: Settings, alias: str = PRODUCTION) -> Registere
 
 def get_model_version(settings: Settings, version: str) -> RegisteredModel:
     client = configure_mlflow(settings)
-    return model_from_version(client.get_model_version(settings.registered_model_name, str(version)))
+    return model_from_version(
+        client.get_model_version(settings.registered_model_name, str(version))
+    )
 
 
 def load_pipeline(settings: Settings, model: RegisteredModel) -> Pipeline:
@@ -124,29 +125,6 @@ def load_holdout(settings: Settings, model: RegisteredModel) -> pd.DataFrame | N
     return _download(settings, model.run_id, HOLDOUT_ARTIFACT, pd.read_parquet)
 
 
-def register_version(
-    client: MlflowClient,
-    settings: Settings,
-    *,
-    model_uri: str,
-    run_id: str,
-    tags: dict[str, str],
-) -> tuple[RegisteredModel, ModelVersion]:
-    """Register a logged model as a new version of ``settings.registered_model_name``."""
-    name = settings.registered_model_name
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        try:
-            client.create_registered_model(
-                name, description="Fatigue-event RandomForest; threshold in each version's tags."
-            )
-        except MlflowException:
-            pass  # created concurrently
-    mv = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
-    return model_from_version(mv), mv
-
-
 @dataclass(frozen=True)
 class VersionRow:
     """One line of ``fatigue-guard models``."""
@@ -164,15 +142,20 @@ def list_versions(settings: Settings) -> list[VersionRow]:
     name = settings.registered_model_name
     try:
         versions = client.search_model_versions(f"name = '{name}'")
+        # search results leave ``aliases`` empty on some stores; the registered model has them.
+        alias_map = dict(client.get_registered_model(name).aliases or {})
     except MlflowException:
         return []
+    aliases_of: dict[str, list[str]] = {}
+    for alias, version in alias_map.items():
+        aliases_of.setdefault(str(version), []).append(alias)
     rows = []
     for mv in sorted(versions, key=lambda m: int(m.version), reverse=True):
         tags = dict(mv.tags or {})
         rows.append(
             VersionRow(
                 version=str(mv.version),
-                aliases=tuple(mv.aliases or ()),
+                aliases=tuple(sorted(aliases_of.get(str(mv.version), []))),
                 created=pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
                 threshold=float(tags[TAG_THRESHOLD]) if TAG_THRESHOLD in tags else None,
                 tags=tags,

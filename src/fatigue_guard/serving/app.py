@@ -12,15 +12,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 
 from fatigue_guard import __version__
 from fatigue_guard.config import Settings, get_settings
+from fatigue_guard.serving.auth import build_auth
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.middleware import RequestContextMiddleware
 from fatigue_guard.serving.model_slot import NoServableModel
 from fatigue_guard.serving.problems import install_problem_handlers
-from fatigue_guard.serving.routes import health, observability, predictions
+from fatigue_guard.serving.routes import (
+    admin,
+    feedback,
+    health,
+    observability,
+    predictions,
+    sync,
+)
 from fatigue_guard.serving.state import ServingState
+from fatigue_guard.storage.factory import Storage, build_storage
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +38,65 @@ log = logging.getLogger(__name__)
 def _load_model(state: ServingState) -> None:
     try:
         state.models.load(state.settings)
+        state.metrics.model_loads.labels("loaded").inc()
     except NoServableModel as exc:
         # Start anyway: /healthz answers, /readyz says why it is not ready, predictions get 503.
         log.warning("%s", exc)
+        state.metrics.model_loads.labels("none").inc()
     except Exception as exc:  # a broken registry must not stop the process from starting
-        log.error("could not load the production model: %s", type(exc).__name__)
+        log.error("could not load the production model: %s: %s", type(exc).__name__, exc)
+        state.metrics.model_loads.labels("failed").inc()
 
 
-def create_app(settings: Settings | None = None, *, recorder: object | None = None) -> FastAPI:
-    """Build the API. ``recorder`` replaces the data plane built from ``settings`` (tests)."""
+def _open_storage(settings: Settings) -> Storage:
+    storage = build_storage(settings)
+    try:
+        # Refuses an unmigrated or older schema, naming the command that fixes it.
+        storage.check_schema()
+    except sa_exc.OperationalError:
+        # The DB is down, not wrong: serve anyway; answers are spooled until it returns.
+        log.warning("SQL database unreachable at start-up; predictions will be spooled")
+    return storage
+
+
+def _bind_storage_metrics(state: ServingState) -> None:
+    recorder = state.recorder
+    state.metrics.bind_gauge(
+        "fg_outbox_backlog",
+        "Records waiting to be written to the blob store.",
+        lambda: recorder.stats().outbox_backlog,
+    )
+    state.metrics.bind_gauge(
+        "fg_blob_flush_failures",
+        "Failed attempts to write a feature batch to the blob store (cumulative).",
+        lambda: recorder.stats().flush_failures,
+    )
+    state.metrics.bind_gauge(
+        "fg_spooled_records",
+        "Records written to the local spool because the SQL DB was unreachable (cumulative).",
+        lambda: recorder.stats().spooled_total,
+    )
+
+
+def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
+    """Build the API. ``storage`` replaces the data plane built from ``settings`` (tests)."""
     settings = settings or get_settings()
-    state = ServingState(settings=settings, recorder=recorder, metrics=ApiMetrics())
+    state = ServingState(settings=settings, metrics=ApiMetrics())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from fatigue_guard.storage.factory import build_recorder
-
-        owns_recorder = state.recorder is None
-        if owns_recorder:
-            # Refuses to start on an unmigrated or older schema, naming the command that fixes it.
-            state.recorder = build_recorder(settings)
-        state.recorder.start()
+        owns_storage = storage is None
+        state.storage = storage or _open_storage(settings)
+        state.auth = build_auth(settings, state.storage.verify_device_key)
+        _bind_storage_metrics(state)
+        state.storage.start()
         _load_model(state)
         try:
             yield
         finally:
-            if owns_recorder:
-                state.recorder.stop()
+            if owns_storage:
+                state.storage.stop()
+                state.storage.close()
 
     app = FastAPI(
         title="fatigue-guard",
@@ -64,9 +106,8 @@ def create_app(settings: Settings | None = None, *, recorder: object | None = No
     )
     app.state.serving = state
     install_problem_handlers(app)
-    app.include_router(health.router)
-    app.include_router(observability.router)
-    app.include_router(predictions.router)
+    for router in (health, observability, predictions, feedback, sync, admin):
+        app.include_router(router.router)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes
     )

@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.state import ServingState, get_state
-from fatigue_guard.storage.keys import parse_key, secret_matches
+from fatigue_guard.storage.keys import parse_key
 
-KeyLookup = Callable[[str], tuple[str, str] | None]  # key_id -> (key_hash, user_id)
+KeyCheck = Callable[[str], str | None]  # presented key -> user_id, None if not valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +44,8 @@ def presented_key(request: Request) -> str | None:
 class KeyVerifier:
     """Verifies device keys against the SQL store, with a small positive cache."""
 
-    def __init__(self, lookup: KeyLookup, ttl_s: float) -> None:
-        self._lookup = lookup
+    def __init__(self, check: KeyCheck, ttl_s: float) -> None:
+        self._check = check
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Principal]] = {}
 
@@ -59,11 +59,10 @@ class KeyVerifier:
         parsed = parse_key(key)
         if parsed is None:
             return None
-        key_id, secret = parsed
-        found = self._lookup(key_id)
-        if found is None or not secret_matches(secret, found[0]):
+        user_id = self._check(key)
+        if user_id is None:
             return None
-        principal = Principal(key_id=key_id, user_id=found[1])
+        principal = Principal(key_id=parsed[0], user_id=user_id)
         if len(self._cache) > 100_000:  # bounded: a flood of distinct keys cannot grow it forever
             self._cache.clear()
         self._cache[key] = (time.monotonic() + self._ttl_s, principal)
@@ -92,11 +91,9 @@ class RateLimiter:
             return (cost - tokens) / self.rate
 
 
-async def device_principal(
-    request: Request, state: ServingState = Depends(get_state)
-) -> Principal:
+async def device_principal(request: Request, state: ServingState = Depends(get_state)) -> Principal:
     """FastAPI dependency: the caller's device key, verified and rate-limited."""
-    auth = state.extras["auth"]
+    auth = state.auth
     key = presented_key(request)
     if not key:
         raise _unauthorized("A device API key is required (Authorization: Bearer <key>).")
@@ -140,8 +137,8 @@ class AuthServices:
     limiter: RateLimiter
 
 
-def build_auth(settings: Settings, lookup: KeyLookup) -> AuthServices:
+def build_auth(settings: Settings, check: KeyCheck) -> AuthServices:
     return AuthServices(
-        verifier=KeyVerifier(lookup, settings.key_cache_ttl_s),
+        verifier=KeyVerifier(check, settings.key_cache_ttl_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )

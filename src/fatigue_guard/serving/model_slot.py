@@ -80,13 +80,12 @@ def load_registered_model(
     settings: Settings, alias: str = "production", *, current: LoadedModel | None = None
 ) -> LoadedModel:
     """Build a :class:`LoadedModel` from the registry, preferring the ONNX export for speed."""
-    from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
-
     from fatigue_guard.registry import (
         get_model_by_alias,
         load_onnx_bytes,
         load_pipeline,
     )
+    from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
 
     registered = get_model_by_alias(settings, alias)
     if registered is None:

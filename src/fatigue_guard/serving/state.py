@@ -1,15 +1,21 @@
-"""What a running API process holds, and the FastAPI dependencies that hand it to routes."""
+"""What a running API process holds, and the FastAPI dependency that hands it to routes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.model_slot import ModelSlot
+from fatigue_guard.serving.thresholds import VersionThresholds
+
+if TYPE_CHECKING:
+    from fatigue_guard.serving.auth import AuthServices
+    from fatigue_guard.storage.factory import Storage
+    from fatigue_guard.storage.recorder import PredictionRecorder
 
 
 @dataclass
@@ -17,8 +23,17 @@ class ServingState:
     settings: Settings
     models: ModelSlot = field(default_factory=ModelSlot)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    recorder: Any = None  # fatigue_guard.storage.recorder.PredictionRecorder
-    extras: dict[str, Any] = field(default_factory=dict)
+    storage: Storage | None = None
+    auth: AuthServices | None = None
+    edge_thresholds: VersionThresholds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.edge_thresholds = VersionThresholds(self.settings, self.models)
+
+    @property
+    def recorder(self) -> PredictionRecorder:
+        assert self.storage is not None, "storage is set during the app's start-up"
+        return self.storage.recorder
 
 
 def get_state(request: Request) -> ServingState:

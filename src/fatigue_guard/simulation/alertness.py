@@ -65,4 +65,6 @@ def draw_moments(
     s = 1.0 - (1.0 - s_wake[..., None]) * np.exp(-hours_awake / TAU_RISE_H)
     phase = 2.0 * np.pi * (clock - CIRCADIAN_PEAK_H - chronotype_h[:, None, None]) / 24.0
     c = np.cos(phase)
-    return Moments(hours_awake=hours_awake, clock_h=clock, deficit=s - CIRCADIAN_WEIGHT * c, circadian=c)
+    return Moments(
+        hours_awake=hours_awake, clock_h=clock, deficit=s - CIRCADIAN_WEIGHT * c, circadian=c
+    )

@@ -13,6 +13,7 @@ from typing import Final
 import numpy as np
 
 from fatigue_guard.simulation.scenarios import LABEL_SHIFT_LOGIT, DriftPlan
+from fatigue_guard.simulation.traits import person_risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +31,28 @@ class LabelWeights:
 
 
 BASE_WEIGHTS: Final[LabelWeights] = LabelWeights(
-    intercept=-3.3, deficit=0.95, debt=0.35, hrv=0.35, rhr=0.25, ill=1.0, activity=0.0,
+    intercept=-3.3,
+    deficit=0.95,
+    debt=0.35,
+    hrv=0.35,
+    rhr=0.25,
+    ill=1.0,
+    activity=0.0,
     person_risk=1.0,
 )
 # concept_shift: fatigue now follows exertion and the clock far more than the night's physiology,
 # and who is at risk changes (a new fatigue definition, a new workload): same features, new rule.
 CONCEPT_WEIGHTS: Final[LabelWeights] = LabelWeights(
-    intercept=-3.0, deficit=0.35, debt=0.0, hrv=-0.2, rhr=0.0, ill=0.2, activity=1.4,
+    intercept=-3.0,
+    deficit=0.35,
+    debt=0.0,
+    hrv=-0.2,
+    rhr=0.0,
+    ill=0.2,
+    activity=1.4,
     person_risk=1.0,
 )
-DAY_EFFECT_SD: Final[float] = 0.7
+DAY_EFFECT_SD: Final[float] = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +91,7 @@ def draw_labels(
     """Bool ``(users, days, moments)``; ``day_numbers`` are the days' numbers from the start."""
     day_effect = DAY_EFFECT_SD * rng.standard_normal(x.debt_h.shape)
     u = rng.random(x.deficit.shape)
-    new_risk = rng.standard_normal(x.risk.shape) * np.std(x.risk) if x.risk.size > 1 else x.risk
+    new_risk = person_risk(*rng.standard_normal((2, *x.risk.shape)))
     logit = _logit(x, BASE_WEIGHTS, x.risk, day_effect)
 
     concept = plan.active("concept_shift", day_numbers)

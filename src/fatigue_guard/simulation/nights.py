@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fatigue_guard.simulation.schedule import DAY_WORK, FREE, NIGHT_SHIFT
 from fatigue_guard.simulation.scenarios import (
     SEASONAL_EXTRA_LATENCY_MIN,
     SEASONAL_EXTRA_WASO_MIN,
     SEASONAL_WAKE_EARLIER_H,
     DriftPlan,
 )
+from fatigue_guard.simulation.schedule import DAY_WORK, FREE, NIGHT_SHIFT
 from fatigue_guard.simulation.traits import Traits
 
 

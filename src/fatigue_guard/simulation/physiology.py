@@ -84,19 +84,21 @@ def draw_physiology(
     return Physiology(ill=ill, load=load, debt_h=debt, rhr_bpm=rhr, rmssd_ms=rmssd, steps_day=steps)
 
 
-def measure_rmssd(
+def measure(
     traits: Traits,
-    rmssd_ms: np.ndarray,
+    phys: Physiology,
     rng: np.random.Generator,
     day_numbers: np.ndarray,
     plan: DriftPlan,
-) -> np.ndarray:
-    """What the device reports: noisy, NaN for trackers without HRV, biased after a bad firmware."""
-    noise = np.exp(0.08 * rng.standard_normal(rmssd_ms.shape))
-    measured = rmssd_ms * noise
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the device reports as (resting HR, RMSSD): noisy readings, RMSSD NaN for trackers
+    without HRV, and biased low on the firmware device under ``device_firmware``."""
+    z = rng.standard_normal((2, *phys.rmssd_ms.shape))
+    rhr = np.clip(np.round(phys.rhr_bpm + 1.0 * z[0], 1), 25.0, 150.0)
+    rmssd = phys.rmssd_ms * np.exp(0.08 * z[1])
     firmware = np.array([d.name == FIRMWARE_DEVICE for d in DEVICE_MODELS])[traits.device]
     biased = firmware[:, None] & plan.active("device_firmware", day_numbers)[None, :]
-    measured = np.where(biased, measured * FIRMWARE_RMSSD_FACTOR, measured)
+    rmssd = np.where(biased, rmssd * FIRMWARE_RMSSD_FACTOR, rmssd)
     has_hrv = np.array([d.has_hrv for d in DEVICE_MODELS])[traits.device]
-    measured = np.clip(np.round(measured, 1), 1.0, 300.0)
-    return np.where(has_hrv[:, None], measured, np.nan)
+    rmssd = np.clip(np.round(rmssd, 1), 1.0, 300.0)
+    return rhr, np.where(has_hrv[:, None], rmssd, np.nan)

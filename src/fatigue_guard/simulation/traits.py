@@ -37,6 +37,11 @@ APP_VERSION_SHARES: Final[tuple[float, ...]] = (0.15, 0.35, 0.50)
 # Employment: regular Mon-Fri day work, rotating shifts (incl. nights), or flexible / no job.
 REGULAR, SHIFT, FLEXIBLE = 0, 1, 2
 EMPLOYMENT_SHARES: Final[tuple[float, float, float]] = (0.72, 0.16, 0.12)
+# Baseline fatigue risk between people, logit scale: the main person-level signal. A spread for
+# everyone, plus a minority with a much higher risk (chronic conditions, demanding jobs, ...).
+PERSON_RISK_SD: Final[float] = 1.2
+HIGH_RISK_Z: Final[float] = 1.175  # standard-normal quantile: the top 12 % are high-risk
+HIGH_RISK_LOGIT: Final[float] = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,11 @@ class Traits:
         return int(self.age.shape[0])
 
 
+def person_risk(z_spread: np.ndarray, z_group: np.ndarray) -> np.ndarray:
+    """Baseline fatigue risk (logit) from two standard-normal draws per person."""
+    return PERSON_RISK_SD * z_spread + HIGH_RISK_LOGIT * (z_group > HIGH_RISK_Z)
+
+
 def draw_traits(
     rng: np.random.Generator, n: int, *, age_mean: float = 38.0, age_sd: float = 11.0
 ) -> Traits:
@@ -87,7 +97,7 @@ def draw_traits(
     steps = np.clip(np.exp(np.log(7200) + 0.4 * z[7]), 1500, 30000)
     train_prob = np.clip(0.25 + 0.15 * z[8], 0.0, 0.8)
     illness_rate = np.clip(np.exp(np.log(0.012) + 0.5 * z[9]), 0.002, 0.05)
-    risk = 1.3 * z[10]
+    risk = person_risk(z[10], z[11])
 
     shares = np.array([d.share for d in DEVICE_MODELS])
     device = np.searchsorted(np.cumsum(shares / shares.sum()), u[1] * 0.999999)

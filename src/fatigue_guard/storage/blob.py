@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, LinearRetry
 
 
 class BlobNotFound(KeyError):
@@ -112,7 +112,8 @@ class AzureBlobStore:
             container,
             connection_timeout=connection_timeout_s,
             read_timeout=read_timeout_s,
-            retry_total=retry_total,
+            # The SDK's default back-off is 15 s +- 3 s; the outbox has its own, shorter one.
+            retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=retry_total),
         )
         self._container_ready = False
 

@@ -102,7 +102,7 @@ def dedupe_by_event_id(table: pa.Table) -> pa.Table:
         .aggregate([("_row", "min")])
         .column("_row_min")
     )
-    return table.take(pc.sort_indices(firsts))
+    return table.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
 class FeatureStore:
@@ -148,6 +148,10 @@ class FeatureStore:
             ):
                 keys.append(key)
         return keys
+
+    def read_key(self, key: str) -> pa.Table:
+        """One batch file as written (no filtering, no dedup)."""
+        return _from_parquet(self.blobs.get(key))
 
     def _read_keys(self, keys: Iterable[str]) -> list[pa.Table]:
         def fetch(key: str) -> pa.Table | None:

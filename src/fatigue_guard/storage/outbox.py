@@ -82,6 +82,10 @@ class OutboxFlusher:
         self._thread: threading.Thread | None = None
         # One step at a time per process (the thread, drain() and stop() may overlap).
         self._step_lock = threading.Lock()
+        # After a failed write, the store is probably down: cut no new batches until the
+        # back-off has passed (the failed batch is retried first), instead of claiming the
+        # whole backlog into batches that will all fail.
+        self._paused_until = 0.0
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -92,6 +96,8 @@ class OutboxFlusher:
         (``max_records``) or the oldest has waited ``max_age_s``; ``force`` ships whatever waits.
         """
         with self._step_lock:
+            if not force and time.monotonic() < self._paused_until:
+                return 0
             now = utcnow()
             with self._uow() as uow:
                 batch_id = uow.outbox.due_claimed_batch(now)
@@ -123,7 +129,9 @@ class OutboxFlusher:
         except Exception as exc:
             self.stats.flush_failures += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            retry_at = utcnow() + self.policy.backoff(batch.attempts + 1)
+            delay = self.policy.backoff(batch.attempts + 1)
+            retry_at = utcnow() + delay
+            self._paused_until = time.monotonic() + delay.total_seconds()
             log.warning(
                 "feature batch write failed; will retry",
                 extra={
@@ -139,6 +147,7 @@ class OutboxFlusher:
         with self._uow() as uow:
             done = uow.outbox.mark_done(batch_id)
             uow.commit()
+        self._paused_until = 0.0
         self.stats.flushed_records += done
         self.stats.flushed_batches += 1
         return done

@@ -42,7 +42,10 @@ def _logistic(seed: int) -> Pipeline:
     # trees would dominate a linear model.
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+            (
+                "impute",
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            ),
             ("scale", StandardScaler()),
             ("lr", LogisticRegression(class_weight="balanced", max_iter=500, random_state=seed)),
         ]
@@ -91,6 +94,8 @@ def evaluate_baselines(
         if threshold is not None and not np.isfinite(threshold):
             threshold = None
         results.append(
-            BaselineResult(name, threshold, evaluate(y_holdout, holdout_scores[name], threshold, floor))
+            BaselineResult(
+                name, threshold, evaluate(y_holdout, holdout_scores[name], threshold, floor)
+            )
         )
     return results

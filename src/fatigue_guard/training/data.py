@@ -27,7 +27,7 @@ _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
 
 
-class TooManyInvalidRows(ValueError):  # noqa: N818 - reads better at the call site
+class TooManyInvalidRows(ValueError):
     """More rows broke the contract than the configured share allows; carries the report."""
 
     def __init__(self, report: FrameReport, max_share: float) -> None:
@@ -63,6 +63,25 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix == ".csv":
         return pd.read_csv(path)
     raise ContractError(f"unsupported table format {suffix!r}: use .parquet or .csv")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet or CSV by suffix; uses the shared table writer when that module exists."""
+    try:
+        from fatigue_guard.contract.tables import write_table as shared_write_table
+    except ImportError:
+        shared_write_table = None
+    if shared_write_table is not None:
+        shared_write_table(frame, path)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        frame.to_parquet(path, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise ContractError(f"unsupported table format {suffix!r}: use .parquet or .csv")
 
 
 def file_sha256(path: Path) -> str:
@@ -105,7 +124,9 @@ def _flag(report: FrameReport, frame: pd.DataFrame, mask: np.ndarray, rule: str,
     report.valid[mask] = False
 
 
-def prepare_frame(raw: pd.DataFrame, *, require_label: bool = True) -> tuple[pd.DataFrame, FrameReport]:
+def prepare_frame(
+    raw: pd.DataFrame, *, require_label: bool = True
+) -> tuple[pd.DataFrame, FrameReport]:
     """Coerce and validate a contract-format table; returns (all rows coerced, report).
 
     Beyond the feature rules, a training row needs a user, a parseable ``measured_at`` and a
@@ -116,7 +137,9 @@ def prepare_frame(raw: pd.DataFrame, *, require_label: bool = True) -> tuple[pd.
             raise ContractError(f"column {column!r} is required")
     frame = coerce_feature_columns(raw)
     report = validate_frame(frame)
-    frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True, errors="coerce", format="mixed")
+    frame["measured_at"] = pd.to_datetime(
+        frame["measured_at"], utc=True, errors="coerce", format="mixed"
+    )
     _flag(report, raw, frame["measured_at"].isna().to_numpy(), "malformed timestamp", "measured_at")
     _flag(report, raw, frame["user_id"].isna().to_numpy(), "field required", "user_id")
     if require_label:

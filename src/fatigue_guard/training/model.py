@@ -20,17 +20,19 @@ MISSING_SENTINEL = -1000.0
 
 DEFAULT_FOREST_PARAMS: dict[str, Any] = {
     "max_depth": 14,
-    "min_samples_leaf": 10,
+    "min_samples_leaf": 20,
     "max_features": "sqrt",
-    "class_weight": "balanced_subsample",
-    "max_samples": None,
+    "class_weight": None,
+    # Half-size bootstrap samples: about 2x faster fits and, measured on the simulator, no loss
+    # of recall at the floor (the trees decorrelate more).
+    "max_samples": 0.5,
 }
 
 
 def build_pipeline(
     params: dict[str, Any] | None = None,
     *,
-    n_estimators: int = 150,
+    n_estimators: int = 100,
     seed: int = 0,
     n_jobs: int = 2,
 ) -> Pipeline:

@@ -42,9 +42,7 @@ def time_split(measured_at: pd.Series, holdout_fraction: float = 0.2) -> TimeSpl
     return TimeSplit(np.flatnonzero(~is_holdout), np.flatnonzero(is_holdout), cutoff)
 
 
-def user_folds(
-    groups: np.ndarray, n_splits: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def user_folds(groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """GroupKFold by user (shuffled, seeded): each user's rows are in exactly one fold."""
     n_users = len(np.unique(groups))
     if n_users < 2:

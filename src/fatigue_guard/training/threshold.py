@@ -37,7 +37,7 @@ class ThresholdChoice:
 
 
 @dataclass
-class NoThresholdMeetsFloor(Exception):  # noqa: N818 - name fixed by the public API
+class NoThresholdMeetsFloor(Exception):
     """No threshold reaches the precision floor; carries what *is* attainable.
 
     ``attainable`` holds ``best_precision`` (over thresholds backed by enough alerts) and
@@ -47,6 +47,7 @@ class NoThresholdMeetsFloor(Exception):  # noqa: N818 - name fixed by the public
 
     floor: float
     attainable: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None  # the MLflow run that logged the attempt, once known
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k}={v:.3f}" for k, v in self.attainable.items())
@@ -142,7 +143,10 @@ def attainable_points(
 def select_threshold(
     y_true: np.ndarray, scores: np.ndarray, floor: float, *, confidence_z: float = 1.645
 ) -> ThresholdChoice:
-    """Lowest threshold (hence highest recall) whose precision lower bound is >= ``floor``.
+    """Highest-recall threshold whose precision lower bound is >= ``floor``, stably.
+
+    Eligible thresholds are those whose Wilson lower bound (``confidence_z``) clears the floor,
+    within the first contiguous run of such thresholds from the top (see the comment below).
 
     Raises :class:`NoThresholdMeetsFloor` with the attainable operating points when none is.
     """
@@ -150,12 +154,18 @@ def select_threshold(
     if curve.positives == 0:
         raise NoThresholdMeetsFloor(floor, {"best_precision": 0.0})
     lower = wilson_lower_bound(curve.true_positives, curve.alerts, confidence_z)
-    eligible = np.flatnonzero(lower >= floor)
-    if eligible.size == 0:
+    ok = lower >= floor
+    if not ok.any():
         raise NoThresholdMeetsFloor(floor, attainable_points(y_true, scores))
-    # Among thresholds with the same (maximal) recall, the highest one adds no true positives
-    # and fewer false ones, so take the first occurrence of the maximum.
-    i = int(eligible[np.argmax(curve.recall[eligible])])
+    # Walk down from the highest threshold: once the bound clears the floor, keep lowering the
+    # threshold only while it stays clear. Jumping to a later, isolated stretch above the floor
+    # would pick a lucky noise spike (the winner's curse) that new data will not repeat.
+    first = int(np.argmax(ok))
+    dips = np.flatnonzero(~ok[first:])
+    end = first + int(dips[0]) - 1 if dips.size else len(ok) - 1
+    # Recall is non-decreasing down the run; among equal recalls the highest threshold adds no
+    # true positives and fewer false ones, so take the first occurrence of the maximum.
+    i = first + int(np.argmax(curve.recall[first : end + 1]))
     return ThresholdChoice(
         threshold=float(curve.thresholds[i]),
         precision=float(curve.precision[i]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -16,24 +15,17 @@ from fatigue_guard.contract.schemas import (
     PredictionRequest,
     PredictionResponse,
 )
+from fatigue_guard.serving.auth import Principal, device_principal, ensure_own_user
 from fatigue_guard.serving.model_slot import LoadedModel
-from fatigue_guard.serving.problems import Problem, contract_violation
+from fatigue_guard.serving.problems import Problem
+from fatigue_guard.serving.routes.common import json_body_schema, json_response, parse_body
 from fatigue_guard.serving.scoring import response_body, score_requests
 from fatigue_guard.serving.state import ServingState, get_state
 from fatigue_guard.storage.records import PredictionRecord
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
-
-def _json_body_schema(model: type) -> dict[str, Any]:
-    # Bodies are parsed by Pydantic's JSON parser directly (one pass, no dict detour), so the
-    # schema is attached to the OpenAPI document by hand.
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+_CONFLICT = [{"field": "event_id", "message": "already used by another event"}]
 
 
 def _serving_model(state: ServingState) -> LoadedModel:
@@ -43,72 +35,81 @@ def _serving_model(state: ServingState) -> LoadedModel:
     return model
 
 
-def _same_event(stored: PredictionRecord, request: PredictionRequest) -> None:
-    if stored.user_id != request.user_id:
-        raise Problem(409, "event_id is already used by another event.", kind="event-id-conflict")
-
-
-def json_response(body: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+def _count(state: ServingState, records: list[PredictionRecord]) -> None:
+    for record in records:
+        state.metrics.predictions.labels(record.model_version, record.served_by).inc()
+        if record.alert:
+            state.metrics.alerts.labels(record.model_version).inc()
 
 
 @router.post(
     "/predictions",
-    openapi_extra=_json_body_schema(PredictionRequest),
+    openapi_extra=json_body_schema(PredictionRequest),
     response_model=PredictionResponse,
     summary="Score one feature vector",
 )
-async def create_prediction(request: Request, state: ServingState = Depends(get_state)) -> Response:
+async def create_prediction(
+    request: Request,
+    state: ServingState = Depends(get_state),
+    principal: Principal = Depends(device_principal),
+) -> Response:
     """Score, record durably, answer. Re-sending an ``event_id`` returns the stored answer."""
-    try:
-        payload = PredictionRequest.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise contract_violation(validation_errors(exc)) from None
+    payload = await parse_body(request, PredictionRequest, state)
+    ensure_own_user(principal, payload.user_id)
     model = _serving_model(state)
-    (record,) = score_requests([payload], model)
-    stored = await run_in_threadpool(state.recorder.record, record)
-    _same_event(stored, payload)
+    records = score_requests([payload], model)
+    stored = await run_in_threadpool(state.recorder.record, records[0])
+    if stored.user_id != payload.user_id:
+        raise Problem(409, "event_id is already used by another event.", kind="event-id-conflict")
+    _count(state, records)
     return json_response(response_body(stored))
 
 
 @router.post(
     "/predictions:batch",
-    openapi_extra=_json_body_schema(BatchPredictionRequest),
+    openapi_extra=json_body_schema(BatchPredictionRequest),
     summary="Score up to 1000 feature vectors, with per-item results and errors",
 )
 async def create_predictions_batch(
-    request: Request, state: ServingState = Depends(get_state)
+    request: Request,
+    state: ServingState = Depends(get_state),
+    principal: Principal = Depends(device_principal),
 ) -> Response:
-    try:
-        batch = BatchPredictionRequest.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise contract_violation(validation_errors(exc)) from None
+    batch = await parse_body(request, BatchPredictionRequest, state)
     model = _serving_model(state)
-    results: list[dict[str, Any] | None] = [None] * len(batch.items)
+    results: list[dict[str, Any]] = [{} for _ in batch.items]
     valid: list[tuple[int, PredictionRequest]] = []
     for index, item in enumerate(batch.items):
         try:
-            valid.append((index, PredictionRequest.model_validate(item)))
+            parsed = PredictionRequest.model_validate(item)
         except ValidationError as exc:
             results[index] = {"index": index, "status": 422, "errors": validation_errors(exc)}
+            continue
+        if parsed.user_id != principal.user_id:
+            results[index] = {
+                "index": index,
+                "status": 403,
+                "errors": [{"field": "user_id", "message": "this key may not write that user"}],
+            }
+            continue
+        valid.append((index, parsed))
     if valid:
         records = score_requests([p for _, p in valid], model)
-        stored = await run_in_threadpool(_record_all, state, records)
+        stored = await run_in_threadpool(_record_each, state, records)
+        _count(state, records)
         for (index, payload), saved in zip(valid, stored, strict=True):
             if saved.user_id != payload.user_id:
-                results[index] = {
-                    "index": index,
-                    "status": 409,
-                    "errors": [{"field": "event_id", "message": "already used by another event"}],
-                }
+                results[index] = {"index": index, "status": 409, "errors": _CONFLICT}
             else:
                 results[index] = {"index": index, "status": 200, "result": response_body(saved)}
-    failed = sum(1 for r in results if r and r["status"] != 200)
+    failed = sum(1 for r in results if r["status"] != 200)
     return json_response({"items": results, "succeeded": len(results) - failed, "failed": failed})
 
 
-def _record_all(state: ServingState, records: list[PredictionRecord]) -> list[PredictionRecord]:
-    record_many = getattr(state.recorder, "record_many", None)
-    if record_many is not None:
-        return list(record_many(records))
-    return [state.recorder.record(r) for r in records]
+def _record_each(state: ServingState, records: list[PredictionRecord]) -> list[PredictionRecord]:
+    # One transaction for the new ones; a replayed event_id gets its first stored answer back.
+    result = state.recorder.record_many(records)
+    if not result.duplicates:
+        return records
+    duplicates = set(result.duplicates)
+    return [state.recorder.get(r.event_id) or r if r.event_id in duplicates else r for r in records]

@@ -1,0 +1,1 @@
+"""HTTP serving: the FastAPI app, the served model slot and the inference fast path."""

@@ -1,0 +1,161 @@
+"""Build the data plane from :class:`~fatigue_guard.config.Settings`.
+
+Defaults need nothing running: a SQLite file and a blob folder under ``FATIGUE_GUARD_HOME``.
+Setting ``FATIGUE_GUARD_DATABASE_URL`` (PostgreSQL) and
+``FATIGUE_GUARD_AZURE_STORAGE_CONNECTION_STRING`` switches to the shared stores that several API
+replicas use at scale; nothing else changes.
+
+Typical use in the app's lifespan::
+
+    storage = build_storage(settings)
+    storage.check_schema()      # refuses an unmigrated DB: "run `fatigue-guard db upgrade`"
+    storage.start()             # outbox flusher + spool replayer threads
+    ...
+    storage.stop()              # flush what can be flushed, keep the rest for next start
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from fatigue_guard.config import Settings
+from fatigue_guard.storage.blob import AzureBlobStore, BlobStore, LocalBlobStore
+from fatigue_guard.storage.engine import create_db_engine
+from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.keys import IssuedKey
+from fatigue_guard.storage.outbox import FlushPolicy, OutboxFlusher
+from fatigue_guard.storage.reader import read_live_dataset
+from fatigue_guard.storage.recorder import PredictionRecorder
+from fatigue_guard.storage.records import FeedbackRecord
+from fatigue_guard.storage.schema import check_schema_current, upgrade_database
+from fatigue_guard.storage.services import (
+    ErasureCounts,
+    create_device_key,
+    erase_user,
+    record_feedback,
+    verify_device_key,
+)
+from fatigue_guard.storage.spool import Spool
+from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
+
+
+def build_engine(settings: Settings) -> Engine:
+    return create_db_engine(settings)
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    """Azure Blob Storage if a connection string is configured, else the local folder."""
+    if settings.azure_storage_connection_string is not None:
+        return AzureBlobStore(
+            settings.azure_storage_connection_string.get_secret_value(), settings.blob_container
+        )
+    return LocalBlobStore(settings.local_blob_root)
+
+
+def flush_policy(settings: Settings) -> FlushPolicy:
+    return FlushPolicy(
+        max_records=settings.blob_flush_max_records,
+        max_age_s=settings.blob_flush_max_age_s,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        retry_base_s=settings.outbox_retry_base_s,
+        retry_max_s=settings.outbox_retry_max_s,
+    )
+
+
+def build_recorder(
+    settings: Settings, uow_factory: UnitOfWorkFactory, feature_store: FeatureStore
+) -> PredictionRecorder:
+    flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings))
+    return PredictionRecorder(
+        uow_factory,
+        flusher,
+        Spool(settings.spool_dir),
+        replay_interval_s=settings.spool_replay_interval_s,
+    )
+
+
+@dataclass
+class Storage:
+    """Everything the API and the jobs need from the data plane, built once per process."""
+
+    settings: Settings
+    engine: Engine
+    uow_factory: UnitOfWorkFactory
+    blobs: BlobStore
+    feature_store: FeatureStore
+    recorder: PredictionRecorder
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Apply migrations (``fatigue-guard db upgrade``)."""
+        upgrade_database(self.settings, engine=self.engine)
+
+    def check_schema(self) -> None:
+        """Raise :class:`~fatigue_guard.storage.schema.SchemaOutOfDate` unless migrated."""
+        check_schema_current(self.engine)
+
+    def start(self) -> None:
+        self.recorder.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.recorder.stop(timeout_s)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> dict[str, bool]:
+        """Whether each store answers right now (``/readyz``)."""
+        status = {"database": True, "blob": True}
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            status["database"] = False
+        try:
+            self.blobs.list("features/v0-ping/")
+        except Exception:
+            status["blob"] = False
+        return status
+
+    # -- use cases --------------------------------------------------------------------------
+
+    def record_feedback(self, record: FeedbackRecord) -> tuple[FeedbackRecord, bool]:
+        return record_feedback(self.uow_factory, record)
+
+    def create_device_key(self, user_id: str, label: str | None = None) -> IssuedKey:
+        return create_device_key(self.uow_factory, user_id, label)
+
+    def verify_device_key(self, presented: str) -> str | None:
+        return verify_device_key(self.uow_factory, presented)
+
+    def erase_user(self, user_id: str) -> ErasureCounts:
+        return erase_user(self.uow_factory, self.feature_store, user_id)
+
+    def read_live_dataset(
+        self, start: datetime, end: datetime, *, labelled_only: bool = False
+    ) -> pd.DataFrame:
+        return read_live_dataset(
+            self.feature_store, self.uow_factory, start, end, labelled_only=labelled_only
+        )
+
+
+def build_storage(settings: Settings) -> Storage:
+    """The data plane for ``settings`` (no threads started, no schema touched)."""
+    settings.ensure_home()
+    engine = build_engine(settings)
+    uow_factory = unit_of_work_factory(engine)
+    blobs = build_blob_store(settings)
+    feature_store = FeatureStore(blobs)
+    return Storage(
+        settings=settings,
+        engine=engine,
+        uow_factory=uow_factory,
+        blobs=blobs,
+        feature_store=feature_store,
+        recorder=build_recorder(settings, uow_factory, feature_store),
+    )

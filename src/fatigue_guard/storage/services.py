@@ -1,0 +1,114 @@
+"""Data-plane operations beyond recording predictions: feedback, device keys, erasure.
+
+Each function is one use case over a unit of work (and, for erasure, the feature store), so the
+API, the CLI and the tests call the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.keys import IssuedKey, new_key, parse_key, secret_matches
+from fatigue_guard.storage.records import FeedbackRecord
+from fatigue_guard.storage.repository import PredictionNotFound
+from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+
+__all__ = [
+    "ErasureCounts",
+    "PredictionNotFound",
+    "create_device_key",
+    "erase_user",
+    "record_feedback",
+    "revoke_device_key",
+    "verify_device_key",
+]
+
+
+def record_feedback(
+    uow_factory: UnitOfWorkFactory, record: FeedbackRecord
+) -> tuple[FeedbackRecord, bool]:
+    """Store ground truth for one of ``record.user_id``'s predictions: ``(stored, created)``.
+
+    Raises :class:`PredictionNotFound` if no such prediction belongs to that user (same error
+    whether it does not exist or is someone else's). Repeats return the first report.
+    """
+    with uow_factory() as uow:
+        stored, created = uow.feedback.add(record)
+        uow.commit()
+    return stored, created
+
+
+def create_device_key(
+    uow_factory: UnitOfWorkFactory, user_id: str, label: str | None = None
+) -> IssuedKey:
+    """Create a key for ``user_id``; the plaintext is in the result only, never stored."""
+    key_id, plaintext, key_hash = new_key()
+    with uow_factory() as uow:
+        uow.devices.add(key_id, key_hash, user_id, label)
+        uow.commit()
+    return IssuedKey(key_id=key_id, user_id=user_id, plaintext=plaintext)
+
+
+def verify_device_key(uow_factory: UnitOfWorkFactory, presented: str) -> str | None:
+    """The user_id a presented key belongs to, or ``None`` if malformed, unknown or revoked."""
+    parsed = parse_key(presented)
+    if parsed is None:
+        return None
+    key_id, secret = parsed
+    with uow_factory() as uow:
+        device = uow.devices.get_active(key_id)
+        if device is None or not secret_matches(secret, device.key_hash):
+            return None
+        return device.user_id
+
+
+def revoke_device_key(uow_factory: UnitOfWorkFactory, key_id: str) -> bool:
+    with uow_factory() as uow:
+        revoked = uow.devices.revoke(key_id)
+        uow.commit()
+    return revoked
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureCounts:
+    """What an erasure removed; the admin endpoint returns it as is."""
+
+    predictions: int
+    feedback: int
+    outbox: int
+    devices: int
+    blob_records: int
+    blob_files: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "predictions": self.predictions,
+            "feedback": self.feedback,
+            "outbox": self.outbox,
+            "devices": self.devices,
+            "blob_records": self.blob_records,
+            "blob_files": self.blob_files,
+        }
+
+
+def erase_user(
+    uow_factory: UnitOfWorkFactory, feature_store: FeatureStore, user_id: str
+) -> ErasureCounts:
+    """Remove every trace of ``user_id`` from SQL and the blob feature store.
+
+    SQL goes first, outbox included, so no flusher can ship the user's rows after the blob
+    rewrite; then every Parquet file holding the user is rewritten without them.
+    """
+    with uow_factory() as uow:
+        sql = uow.users.erase(user_id)
+        uow.commit()
+    blob_records, blob_files = feature_store.erase_user(user_id)
+    return ErasureCounts(
+        predictions=sql["predictions"],
+        feedback=sql["feedback"],
+        outbox=sql["outbox"],
+        devices=sql["devices"],
+        blob_records=blob_records,
+        blob_files=blob_files,
+    )

@@ -1,0 +1,434 @@
+"""One training run end to end: data -> honest splits -> search -> threshold -> evaluation ->
+MLflow run -> registered version.
+
+Views reported (see :mod:`fatigue_guard.training.splits`): ``holdout_time`` (the most recent days,
+scored by the final model: the headline figures) and ``oof_user`` (out-of-fold by user over the
+training period: how the model does on people it never saw; the threshold is chosen here).
+
+The final model is fitted on the training period only, so the held-out days stay unseen and can
+serve the validation gate later.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from fatigue_guard.config import Settings
+from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, LABEL_COLUMN
+from fatigue_guard.contract.frame import feature_matrix
+from fatigue_guard.registry import gate as gate_module
+from fatigue_guard.registry.lineage import dataset_lineage, drift_profile, git_commit
+from fatigue_guard.registry.models import (
+    GOLDEN_ARTIFACT,
+    HOLDOUT_ARTIFACT,
+    ONNX_ARTIFACT,
+    PRODUCTION,
+    STAGING,
+    TAG_FEATURES_VERSION,
+    TAG_FLOOR,
+    TAG_THRESHOLD,
+    TAG_TRAIN_CUTOFF,
+    RegisteredModel,
+    get_model_by_alias,
+    model_from_version,
+)
+from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
+from fatigue_guard.training import artifacts
+from fatigue_guard.training.baselines import evaluate_baselines
+from fatigue_guard.training.data import TooManyInvalidRows, load_training_data
+from fatigue_guard.training.evaluation import evaluate, per_user_recall
+from fatigue_guard.training.model import build_pipeline, positive_proba
+from fatigue_guard.training.search import search
+from fatigue_guard.training.splits import time_split, user_folds
+from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
+
+Progress = Callable[[str], None]
+HEADLINE = ("precision", "recall", "f1", "pr_auc", "roc_auc", "recall_at_floor", "alert_rate")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``metrics[view][name]``; ``baselines[name][metric]`` (hold-out)."""
+
+    run_id: str
+    registered: RegisteredModel | None
+    alias: str | None
+    threshold: float
+    metrics: dict[str, dict[str, float]]
+    baselines: dict[str, dict[str, float]]
+    beats_baselines: bool
+    invalid_rows: dict[str, Any]
+    params: dict[str, Any]
+    rows: int
+    users: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _log_view(prefix: str, metrics: dict[str, float]) -> None:
+    mlflow.log_metrics({f"{prefix}.{k}": v for k, v in metrics.items() if np.isfinite(v)})
+
+
+def _pip_requirements() -> list[str]:
+    import cloudpickle
+    import sklearn
+
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+
+
+def _export_onnx(pipeline: Any) -> bytes | None:
+    """ONNX bytes via the edge exporter, once that module exists (it is optional here)."""
+    try:
+        from fatigue_guard.edge.onnx_export import export_onnx
+    except ImportError:
+        return None
+    return export_onnx(pipeline)
+
+
+def train_model(
+    settings: Settings,
+    data: pd.DataFrame | Path,
+    *,
+    precision_floor: float | None = None,
+    seed: int = 0,
+    n_jobs: int = 2,
+    search_budget_s: float | None = None,
+    register: bool = True,
+    actor: str = "train",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate, log and (unless ``register=False``) register one model version.
+
+    The first version ever registered becomes ``production``; later ones become ``staging`` and
+    wait for :func:`fatigue_guard.registry.promote`. Raises :class:`NoThresholdMeetsFloor` (run
+    logged, nothing registered) and :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
+    """
+    say = progress or (lambda _msg: None)
+    floor = settings.precision_floor if precision_floor is None else precision_floor
+    budget = settings.search_budget_s if search_budget_s is None else search_budget_s
+    z = settings.threshold_confidence_z
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    client = configure_mlflow(settings)
+    exp_id = experiment_id(settings, client)
+    code = git_commit()
+
+    say("reading and validating data")
+    try:
+        td = load_training_data(data, max_invalid_share=settings.max_invalid_share)
+    except TooManyInvalidRows as exc:
+        with mlflow.start_run(experiment_id=exp_id, run_name="train-invalid-data"):
+            mlflow.set_tags({"status": "failed_invalid_data", "git_commit": code["commit"]})
+            mlflow.log_dict(exc.report.as_dict(), "data_quality/invalid_rows.json")
+        raise
+    frame = td.frame
+    X = feature_matrix(frame)
+    y = frame[LABEL_COLUMN].to_numpy(dtype=bool)
+    users = frame["user_id"].to_numpy()
+    split = time_split(frame["measured_at"], settings.holdout_fraction)
+    X_tr, y_tr, g_tr = X[split.train], y[split.train], users[split.train]
+    X_ho, y_ho = X[split.holdout], y[split.holdout]
+    folds = user_folds(g_tr, settings.cv_folds, seed)
+    lineage = dataset_lineage(
+        frame,
+        source=td.source,
+        sha256=td.sha256,
+        invalid_rows=td.report.invalid_rows,
+        train_cutoff=split.cutoff,
+    )
+    timings["load_s"] = time.perf_counter() - started
+
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{FEATURES_VERSION}") as run:
+        run_id = run.info.run_id
+        mlflow.set_tags(
+            {
+                "status": "running",
+                "git_commit": code["commit"],
+                "git_dirty": code["dirty"],
+                "mlflow.source.git.commit": code["commit"],
+                "features_version": str(FEATURES_VERSION),
+                "data.source": td.source,
+                "data.sha256": td.sha256,
+                "data.rows": str(lineage["rows"]),
+                "data.users": str(lineage["users"]),
+                "data.date_min": lineage["date_min"],
+                "data.date_max": lineage["date_max"],
+                "data.train_cutoff": lineage["train_cutoff"],
+                **{f"data.simulation.{k}": str(v) for k, v in lineage["simulation"].items()},
+            }
+        )
+        mlflow.log_params(
+            {
+                "precision_floor": floor,
+                "threshold_confidence_z": z,
+                "seed": seed,
+                "n_jobs": n_jobs,
+                "search_budget_s": budget,
+                "n_estimators": settings.n_estimators,
+                "cv_folds": len(folds),
+                "holdout_fraction": settings.holdout_fraction,
+                "train_rows": len(split.train),
+                "holdout_rows": len(split.holdout),
+            }
+        )
+        mlflow.log_dict(td.report.as_dict(), "data_quality/invalid_rows.json")
+        mlflow.log_dict(lineage, "lineage/dataset.json")
+
+        say(f"searching hyperparameters (budget {budget:g} s, {len(folds)}-fold by user)")
+        t0 = time.perf_counter()
+        found = search(
+            X_tr,
+            y_tr,
+            folds,
+            floor=floor,
+            confidence_z=z,
+            budget_s=budget,
+            n_estimators=settings.n_estimators,
+            seed=seed,
+            n_jobs=n_jobs,
+        )
+        timings["search_s"] = time.perf_counter() - t0
+        mlflow.log_params({f"forest.{k}": v for k, v in found.best_params.items()})
+        mlflow.log_metric("search.trials", len(found.trials))
+        mlflow.log_dict(
+            [
+                {
+                    "params": t.params,
+                    "recall_at_floor": t.recall_at_floor,
+                    "pr_auc": t.pr_auc,
+                    "seconds": t.seconds,
+                }
+                for t in found.trials
+            ],
+            "search/trials.json",
+        )
+
+        say("choosing the decision threshold on out-of-fold scores")
+        try:
+            choice = select_threshold(y_tr, found.best_oof, floor, confidence_z=z)
+        except NoThresholdMeetsFloor as exc:
+            exc.run_id = run_id
+            mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
+            _log_view("oof_user", evaluate(y_tr, found.best_oof, None, floor))
+            mlflow.set_tags({"status": "no_threshold_meets_floor", "failure": str(exc)[:4000]})
+            raise
+        mlflow.log_metrics(
+            {
+                "threshold": choice.threshold,
+                "threshold.precision_lower_bound": choice.precision_lower_bound,
+            }
+        )
+
+        say(f"fitting the final forest on {len(split.train):,} rows")
+        t0 = time.perf_counter()
+        pipeline = build_pipeline(
+            found.best_params, n_estimators=settings.n_estimators, seed=seed, n_jobs=n_jobs
+        ).fit(X_tr, y_tr)
+        timings["final_fit_s"] = time.perf_counter() - t0
+        p_ho = positive_proba(pipeline, X_ho)
+        views = {
+            "holdout_time": evaluate(y_ho, p_ho, choice.threshold, floor),
+            "oof_user": evaluate(y_tr, found.best_oof, choice.threshold, floor),
+        }
+        for view, metrics in views.items():
+            _log_view(view, metrics)
+        mlflow.log_metrics(
+            {k: views["holdout_time"][k] for k in HEADLINE if np.isfinite(views["holdout_time"][k])}
+        )
+
+        say("evaluating baselines")
+        baselines = evaluate_baselines(
+            X_tr, y_tr, folds, X_ho, y_ho, floor=floor, confidence_z=z, seed=seed
+        )
+        for b in baselines:
+            _log_view(f"baseline.{b.name}", b.holdout)
+        best_baseline = max(b.holdout["recall_at_floor"] for b in baselines)
+        beats = views["holdout_time"]["recall_at_floor"] > best_baseline
+        mlflow.set_tag("beats_baselines", str(beats).lower())
+
+        say("writing artifacts")
+        t0 = time.perf_counter()
+        onnx_bytes = _write_and_log_artifacts(
+            pipeline,
+            frame,
+            split,
+            X_ho,
+            y_ho,
+            p_ho,
+            y_tr,
+            found.best_oof,
+            choice,
+            views,
+            floor,
+            seed,
+        )
+        signature = infer_signature(X[:5], pipeline.predict_proba(X[:5]))
+        model_info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=X_ho[:3],
+            pyfunc_predict_fn="predict_proba",
+            # cloudpickle: skops would refuse sklearn's Tree type without an allow-list.
+            serialization_format="cloudpickle",
+            # Explicit requirements: MLflow's inference imports the model in a subprocess, which
+            # costs seconds per run for a list we already know.
+            pip_requirements=_pip_requirements(),
+        )
+        timings["artifacts_s"] = time.perf_counter() - t0
+
+        registered: RegisteredModel | None = None
+        alias: str | None = None
+        if register:
+            say("registering the model version")
+            registered, alias = _register(
+                settings,
+                model_info.model_uri,
+                run_id,
+                choice.threshold,
+                floor,
+                split.cutoff,
+                views["holdout_time"],
+                beats,
+                onnx_bytes is not None,
+                actor,
+            )
+        mlflow.set_tag("status", "registered" if registered else "logged")
+
+    return TrainResult(
+        run_id=run_id,
+        registered=registered,
+        alias=alias,
+        threshold=choice.threshold,
+        metrics=views,
+        baselines={b.name: b.holdout for b in baselines},
+        beats_baselines=beats,
+        invalid_rows=td.report.as_dict(),
+        params=found.best_params,
+        rows=len(frame),
+        users=int(lineage["users"]),
+        seconds=time.perf_counter() - started,
+        timings=timings,
+    )
+
+
+def _write_and_log_artifacts(
+    pipeline: Any,
+    frame: pd.DataFrame,
+    split: Any,
+    X_ho: np.ndarray,
+    y_ho: np.ndarray,
+    p_ho: np.ndarray,
+    y_tr: np.ndarray,
+    oof: np.ndarray,
+    choice: Any,
+    views: dict[str, dict[str, float]],
+    floor: float,
+    seed: int,
+) -> bytes | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        artifacts.pr_curve_png(
+            out / "plots/pr_curve.png",
+            {"hold-out (recent days)": (y_ho, p_ho), "out-of-fold (unseen users)": (y_tr, oof)},
+            floor,
+            choice.threshold,
+        )
+        artifacts.calibration_png(out / "plots/calibration.png", y_ho, p_ho)
+        artifacts.write_json(out / "threshold.json", choice.as_dict())
+        artifacts.write_json(
+            out / "evaluation/confusion_matrix.json",
+            {view: artifacts.confusion(m) for view, m in views.items()},
+        )
+        artifacts.permutation_importances(pipeline, X_ho, y_ho, seed=seed).to_csv(
+            out / "evaluation/permutation_importance.csv", index=False
+        )
+        holdout = frame.iloc[split.holdout]
+        recall_by_user = per_user_recall(
+            holdout["user_id"].to_numpy(), y_ho, p_ho >= choice.threshold
+        )
+        artifacts.write_json(
+            out / "evaluation/per_user_recall.json",
+            {
+                "users_with_events": len(recall_by_user),
+                "quantiles": {
+                    f"{q:g}": float(recall_by_user.quantile(q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)
+                }
+                if len(recall_by_user)
+                else {},
+                "share_never_alerted": float((recall_by_user == 0).mean())
+                if len(recall_by_user)
+                else 0.0,
+                "by_user": recall_by_user.round(4).to_dict(),
+            },
+        )
+        train_frame = frame.iloc[split.train]
+        artifacts.write_json(out / "reference/drift_profile.json", drift_profile(train_frame, p_ho))
+        artifacts.write_json(out / GOLDEN_ARTIFACT, artifacts.golden_set(pipeline, X_ho, seed=seed))
+        keep = [c for c in ("event_id", "user_id", "measured_at") if c in holdout.columns]
+        hold_table = holdout[[*keep, *FEATURE_NAMES, LABEL_COLUMN]].copy()
+        if "event_id" in hold_table.columns:
+            hold_table["event_id"] = hold_table["event_id"].astype(str)
+        (out / HOLDOUT_ARTIFACT).parent.mkdir(parents=True, exist_ok=True)
+        hold_table.to_parquet(out / HOLDOUT_ARTIFACT, index=False)
+        onnx_bytes = _export_onnx(pipeline)
+        if onnx_bytes is not None:
+            (out / ONNX_ARTIFACT).parent.mkdir(parents=True, exist_ok=True)
+            (out / ONNX_ARTIFACT).write_bytes(onnx_bytes)
+        mlflow.log_artifacts(str(out))
+    mlflow.set_tag("onnx", "logged" if onnx_bytes is not None else "exporter unavailable")
+    return onnx_bytes
+
+
+def _register(
+    settings: Settings,
+    model_uri: str,
+    run_id: str,
+    threshold: float,
+    floor: float,
+    cutoff: pd.Timestamp,
+    holdout: dict[str, float],
+    beats: bool,
+    has_onnx: bool,
+    actor: str,
+) -> tuple[RegisteredModel, str]:
+    tags = {
+        TAG_THRESHOLD: repr(float(threshold)),
+        TAG_FLOOR: repr(float(floor)),
+        TAG_FEATURES_VERSION: str(FEATURES_VERSION),
+        TAG_TRAIN_CUTOFF: cutoff.isoformat(),
+        "holdout.precision": f"{holdout['precision']:.4f}",
+        "holdout.recall": f"{holdout['recall']:.4f}",
+        "holdout.pr_auc": f"{holdout['pr_auc']:.4f}",
+        "holdout.alert_rate": f"{holdout['alert_rate']:.4f}",
+        "beats_baselines": str(beats).lower(),
+        "onnx": str(has_onnx).lower(),
+    }
+    mv = mlflow.register_model(model_uri, settings.registered_model_name, tags=tags)
+    client = configure_mlflow(settings)
+    # register_model returns before tags are visible on some stores; set them explicitly too.
+    for key, value in tags.items():
+        client.set_model_version_tag(mv.name, mv.version, key, value)
+    model = model_from_version(client.get_model_version(mv.name, mv.version))
+    if get_model_by_alias(settings, PRODUCTION) is None:
+        gate_module.make_initial_production(
+            settings, model, actor=actor, reason="first registered version: nothing to compare with"
+        )
+        return model, PRODUCTION
+    client.set_registered_model_alias(mv.name, STAGING, mv.version)
+    return model, STAGING
