@@ -54,7 +54,7 @@ def test_production_model_is_shipped_as_is_when_it_fits(
 def test_compact_forest_fits_the_byte_budget_and_reports_its_recall_cost(
     uniform_split, uniform_pipeline, full_onnx, production_threshold
 ) -> None:
-    budget = len(full_onnx) // 3
+    budget = len(full_onnx) // 2
     edge = build(
         uniform_split, uniform_pipeline, full_onnx, production_threshold, budget, depths=(6,)
     )

@@ -28,7 +28,9 @@ def make_record(
     seed: int | None = None,
 ) -> PredictionRecord:
     rng = random.Random(seed)
-    features: dict[str, float | None] = {name: round(rng.uniform(0, 1), 4) for name in FEATURE_NAMES}
+    features: dict[str, float | None] = {
+        name: round(rng.uniform(0, 1), 4) for name in FEATURE_NAMES
+    }
     features["hrv_rmssd_ms"] = None  # optional features may be missing
     p = rng.random() if probability is None else probability
     return PredictionRecord(
@@ -52,7 +54,9 @@ def make_record(
 def spread_records(n: int, users: int = 5) -> list[PredictionRecord]:
     """``n`` records over a few users and three days (so batches span date partitions)."""
     return [
-        make_record(f"user-{i % users}", measured_at=BASE_TIME + timedelta(hours=7 * i % 72), seed=i)
+        make_record(
+            f"user-{i % users}", measured_at=BASE_TIME + timedelta(hours=7 * i % 72), seed=i
+        )
         for i in range(n)
     ]
 

@@ -23,9 +23,7 @@ from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 def raw_rows_and_ids(store: FeatureStore) -> tuple[int, set[str]]:
     """Rows across all batch files without dedup, and the distinct event_ids among them."""
     table = store.read(BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=5))
-    raw = sum(
-        len(FeatureStore(store.blobs).read_key(key)) for key in store.blobs.list("features/")
-    )
+    raw = sum(len(FeatureStore(store.blobs).read_key(key)) for key in store.blobs.list("features/"))
     return raw, set(table["event_id"].to_pylist())
 
 
@@ -97,7 +95,8 @@ def test_unreachable_database_spools_then_replays_exactly_once(
     assert sync.spooled and len(sync.accepted) == 50
     proxy.start()
 
-    assert storage.recorder.drain(timeout_s=60)
+    drained = storage.recorder.drain(timeout_s=20)
+    assert drained
     assert prediction_count(storage) == len(records)
     assert storage.recorder.spool.replayed_total == 200
     assert not storage.recorder.spool.has_pending()
@@ -174,7 +173,9 @@ def test_claimed_batch_is_rewritten_under_the_same_key(
 
     # Let the lease lapse, as it would after a real crash, then drain.
     with storage.uow_factory() as uow:
-        uow.outbox.extend_lease(uow.outbox.due_claimed_batch(BASE_TIME + timedelta(days=9999)) or "", timedelta(0))
+        uow.outbox.extend_lease(
+            uow.outbox.due_claimed_batch(BASE_TIME + timedelta(days=9999)) or "", timedelta(0)
+        )
         uow.commit()
     assert storage.recorder.drain(timeout_s=30)
     assert storage.blobs.list("features/") == keys_after_crash

@@ -70,7 +70,9 @@ def test_read_deduplicates_and_filters_the_window(tmp_path: Path) -> None:
     assert first_day.num_rows == len(expected)
 
 
-def flush_and_read(storage_factory: StorageFactory, url: str, n: int, **settings: object) -> set[str]:
+def flush_and_read(
+    storage_factory: StorageFactory, url: str, n: int, **settings: object
+) -> set[str]:
     storage = storage_factory(url, **settings)
     records = spread_records(n)
     for record in records[: n // 2]:

@@ -86,6 +86,9 @@ class OutboxFlusher:
         # back-off has passed (the failed batch is retried first), instead of claiming the
         # whole backlog into batches that will all fail.
         self._paused_until = 0.0
+        # A batch this process claimed but has not settled (done or failed) yet, e.g. because
+        # the DB went away mid-ship: retried first, whatever its lease says.
+        self._owned_batch: str | None = None
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -98,6 +101,8 @@ class OutboxFlusher:
         with self._step_lock:
             if not force and time.monotonic() < self._paused_until:
                 return 0
+            if self._owned_batch is not None:
+                return self._ship(self._owned_batch)
             now = utcnow()
             with self._uow() as uow:
                 batch_id = uow.outbox.due_claimed_batch(now)
@@ -115,6 +120,7 @@ class OutboxFlusher:
                 uow.commit()
             if batch_id is None:
                 return 0
+            self._owned_batch = batch_id
             return self._ship(batch_id)
 
     def _ship(self, batch_id: str) -> int:
@@ -123,6 +129,7 @@ class OutboxFlusher:
             batch = uow.outbox.load_batch(batch_id)
             uow.commit()
         if not batch.records:
+            self._owned_batch = None
             return 0
         try:
             self.feature_store.write_batch(batch_id, batch.records)
@@ -143,10 +150,12 @@ class OutboxFlusher:
             with self._uow() as uow:
                 uow.outbox.mark_failed(batch_id, self.stats.last_error, retry_at)
                 uow.commit()
+            self._owned_batch = None  # settled: retried by due_claimed_batch after the back-off
             return 0
         with self._uow() as uow:
             done = uow.outbox.mark_done(batch_id)
             uow.commit()
+        self._owned_batch = None
         self._paused_until = 0.0
         self.stats.flushed_records += done
         self.stats.flushed_batches += 1
