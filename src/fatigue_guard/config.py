@@ -88,6 +88,57 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=20.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
 
+    # Monitoring (issue 5): windows, sample sizes, effect sizes and false-alarm control.
+    # Effect sizes decide (a large window makes every p-value tiny); p-values, corrected with
+    # Benjamini-Hochberg across all tests of a run, only stop small windows from flagging noise.
+    monitor_window_h: float = Field(default=168.0, gt=0, description="Live window: 7 days.")
+    monitor_min_samples: int = Field(
+        default=1000, ge=1, description="Rows a window needs before any drift is judged."
+    )
+    monitor_min_segment_samples: int = Field(
+        default=300, ge=1, description="Rows a segment needs before it can be named."
+    )
+    monitor_psi_threshold: float = Field(
+        default=0.05, gt=0, description="PSI (10 reference-quantile bins) that counts as drift."
+    )
+    monitor_wasserstein_threshold: float = Field(
+        default=0.1, gt=0, description="Wasserstein distance / reference std that is drift."
+    )
+    monitor_missing_tolerance: float = Field(
+        default=0.05, gt=0, lt=1, description="Absolute change in a feature's missing share."
+    )
+    monitor_fdr: float = Field(
+        default=0.01, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate."
+    )
+    monitor_segment_min_lift: float = Field(
+        default=1.5,
+        gt=1,
+        description="A segment is named when its shift is this many times the population's.",
+    )
+    monitor_tolerance_hrv_ms: float = Field(default=2.0, ge=0, description="Mean RMSSD, ms.")
+    monitor_tolerance_sleep_efficiency: float = Field(default=0.015, ge=0)
+    monitor_tolerance_resting_hr_bpm: float = Field(default=1.0, ge=0)
+    monitor_tolerance_sleep_duration_h: float = Field(default=0.15, ge=0)
+    monitor_alert_rate_tolerance: float = Field(
+        default=0.25, gt=0, description="Relative change in the alert rate that is drift."
+    )
+    monitor_min_labels: int = Field(
+        default=100, ge=1, description="Labelled rows before performance signals can fire."
+    )
+    monitor_calibration_tolerance: float = Field(
+        default=0.05,
+        gt=0,
+        description="Gap between labelled and label-free precision / event rate that is drift.",
+    )
+    monitor_confidence_z: float = Field(
+        default=1.96, gt=0, description="z of the two-sided intervals in the report (95 %)."
+    )
+    monitor_cooldown_h: float = Field(
+        default=24.0, ge=0, description="No second retrain trigger within this after one."
+    )
+    monitor_enabled: bool = Field(default=True, description="In-process scheduler on/off.")
+    monitor_interval_s: float = Field(default=6 * 3600.0, gt=0, description="Scheduler period.")
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

@@ -52,3 +52,11 @@ def split_by_user(
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     train_idx, test_idx = next(splitter.split(frame, groups=frame["user_id"]))
     return frame.iloc[train_idx], frame.iloc[test_idx]
+
+
+def day_of_row(frame: pd.DataFrame, moments_per_day: int, first_day: int = 0) -> np.ndarray:
+    """The simulated day each row belongs to (rows are ordered by user, then time).
+
+    Joiners' rows start at their joining day, so pass ``first_day`` per block when needed.
+    """
+    return first_day + frame.groupby("user_id", sort=False).cumcount().to_numpy() // moments_per_day

@@ -9,13 +9,15 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.outbox import OutboxFlusher
 from fatigue_guard.storage.records import PredictionRecord
+from fatigue_guard.storage.repository import OutboxRepository
 from fatigue_guard.storage.spool import Spool
-from fatigue_guard.storage.tables import Prediction
+from fatigue_guard.storage.tables import OutboxEntry, Prediction
 from tests.fixtures.services import AzuriteFactory, TcpProxy
 from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 
@@ -135,49 +137,38 @@ def test_outbox_survives_a_restart(database_url: str, storage_factory: StorageFa
     first.close()  # "crash": no stop(), nothing flushed
 
     second = storage_factory(database_url, migrate=False)
-    second.settings.local_blob_root.mkdir(parents=True, exist_ok=True)
-    # Same blob folder as the first process would have used is irrelevant: the outbox is SQL.
     assert second.recorder.drain(timeout_s=30)
     raw, distinct = raw_rows_and_ids(second.feature_store)
     assert distinct == ids(records) and raw == 40
 
 
 def test_claimed_batch_is_rewritten_under_the_same_key(
-    database_url: str, storage_factory: StorageFactory
+    database_url: str, storage_factory: StorageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Crash after the blob write but before "done": the retry overwrites, never duplicates."""
     storage = storage_factory(database_url)
     records = spread_records(25)
     storage.recorder.record_many(records)
-    flusher = storage.recorder.flusher
-    original_mark_done = None
 
     class Crash(RuntimeError):
         pass
 
-    def crash_before_done(batch_id: str) -> int:
+    def crash(self: OutboxRepository, batch_id: str) -> int:
         raise Crash
 
-    # First attempt: the write lands, then marking done "crashes".
-    from fatigue_guard.storage import repository
-
-    original_mark_done = repository.OutboxRepository.mark_done
-    repository.OutboxRepository.mark_done = lambda self, batch_id: crash_before_done(batch_id)  # type: ignore[method-assign]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(OutboxRepository, "mark_done", crash)
         with pytest.raises(Crash):
-            flusher.flush_once(force=True)
-    finally:
-        repository.OutboxRepository.mark_done = original_mark_done  # type: ignore[method-assign]
+            storage.recorder.flusher.flush_once(force=True)
     keys_after_crash = storage.blobs.list("features/")
     assert keys_after_crash
 
-    # Let the lease lapse, as it would after a real crash, then drain.
+    # A new process (fresh flusher) after the claimer's lease lapsed retries the same batch.
     with storage.uow_factory() as uow:
-        uow.outbox.extend_lease(
-            uow.outbox.due_claimed_batch(BASE_TIME + timedelta(days=9999)) or "", timedelta(0)
-        )
+        uow.session.execute(update(OutboxEntry).values(next_attempt_at=BASE_TIME))
         uow.commit()
-    assert storage.recorder.drain(timeout_s=30)
+    fresh = OutboxFlusher(storage.uow_factory, storage.feature_store)
+    assert fresh.drain(timeout_s=30)
     assert storage.blobs.list("features/") == keys_after_crash
     raw, distinct = raw_rows_and_ids(storage.feature_store)
     assert distinct == ids(records) and raw == 25

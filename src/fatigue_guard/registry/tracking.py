@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_REGISTRY_URI, MLFLOW_TRACKING_URI
 from mlflow.exceptions import MlflowException
 
 from fatigue_guard.config import Settings
+
+
+def _set_uris_without_env_leak(uri: str) -> None:
+    """Set MLflow's process-wide URIs, then put its environment variables back as they were.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` (for subprocesses). Our
+    :class:`Settings` honours that variable, so without this every ``Settings()`` built later in
+    the process (another HOME in a test, the serving app) would silently inherit the first store.
+    """
+    saved = [
+        (var, var.get() if var.defined else None)
+        for var in (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI)
+    ]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for var, value in saved:
+        if value is None:
+            var.unset()
+        else:
+            var.set(value)
 
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
@@ -21,8 +42,7 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     if embedded:
         settings.ensure_home()
         settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    _set_uris_without_env_leak(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(settings.mlflow_experiment) is None:
         location = settings.mlflow_artifact_root.as_uri() if embedded else None

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
 
 from fatigue_guard.config import Settings
@@ -97,7 +98,16 @@ async def device_principal(request: Request, state: ServingState = Depends(get_s
     key = presented_key(request)
     if not key:
         raise _unauthorized("A device API key is required (Authorization: Bearer <key>).")
-    principal = auth.verifier.cached(key) or await run_in_threadpool(auth.verifier.verify, key)
+    principal = auth.verifier.cached(key)
+    if principal is None:
+        try:
+            principal = await run_in_threadpool(auth.verifier.verify, key)
+        except sa_exc.SQLAlchemyError:
+            # Cannot tell a good key from a bad one right now; nothing is answered, so nothing
+            # is lost: the client retries.
+            raise Problem(
+                503, "Key store unavailable; retry shortly.", headers={"Retry-After": "2"}
+            ) from None
     if principal is None:
         raise _unauthorized("The API key is not valid.")
     wait = auth.limiter.acquire(principal.key_id)

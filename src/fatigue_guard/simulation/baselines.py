@@ -18,7 +18,7 @@ DEBT_WINDOW_DAYS: Final[int] = 7
 
 
 def _window_sums(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum and count of non-NaN values over days ``[d - window, d - 1]``, shape ``(users, days)``."""
+    """Sum and count of non-NaN values over days ``[d - window, d - 1]``, ``(users, days)``."""
     present = ~np.isnan(values)
     zero = np.zeros((values.shape[0], 1))
     cs = np.concatenate([zero, np.cumsum(np.where(present, values, 0.0), axis=1)], axis=1)

@@ -11,7 +11,7 @@ from typing import Final
 SCENARIOS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "none": "no drift: the cohort behaves the same on every day",
-        "hrv_population_shift": "an older cohort joins at the start day: lower RMSSD population-wide",
+        "hrv_population_shift": "an older cohort joins at the start day: lower RMSSD",
         "device_firmware": "one device model's RMSSD reads x0.7 from the start day",
         "seasonal_sleep": "shorter, less efficient sleep from the start day",
         "concept_shift": "the relation between features and fatigue changes at the start day",

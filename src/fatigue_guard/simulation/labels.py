@@ -31,8 +31,8 @@ class LabelWeights:
 
 
 BASE_WEIGHTS: Final[LabelWeights] = LabelWeights(
-    intercept=-3.3,
-    deficit=0.95,
+    intercept=-3.7,
+    deficit=2.1,
     debt=0.35,
     hrv=0.35,
     rhr=0.25,

@@ -143,10 +143,7 @@ def attainable_points(
 def select_threshold(
     y_true: np.ndarray, scores: np.ndarray, floor: float, *, confidence_z: float = 1.645
 ) -> ThresholdChoice:
-    """Highest-recall threshold whose precision lower bound is >= ``floor``, stably.
-
-    Eligible thresholds are those whose Wilson lower bound (``confidence_z``) clears the floor,
-    within the first contiguous run of such thresholds from the top (see the comment below).
+    """Highest-recall threshold whose precision lower bound (Wilson, ``confidence_z``) >= floor.
 
     Raises :class:`NoThresholdMeetsFloor` with the attainable operating points when none is.
     """
@@ -154,18 +151,13 @@ def select_threshold(
     if curve.positives == 0:
         raise NoThresholdMeetsFloor(floor, {"best_precision": 0.0})
     lower = wilson_lower_bound(curve.true_positives, curve.alerts, confidence_z)
-    ok = lower >= floor
-    if not ok.any():
+    eligible = np.flatnonzero(lower >= floor)
+    if eligible.size == 0:
         raise NoThresholdMeetsFloor(floor, attainable_points(y_true, scores))
-    # Walk down from the highest threshold: once the bound clears the floor, keep lowering the
-    # threshold only while it stays clear. Jumping to a later, isolated stretch above the floor
-    # would pick a lucky noise spike (the winner's curse) that new data will not repeat.
-    first = int(np.argmax(ok))
-    dips = np.flatnonzero(~ok[first:])
-    end = first + int(dips[0]) - 1 if dips.size else len(ok) - 1
-    # Recall is non-decreasing down the run; among equal recalls the highest threshold adds no
-    # true positives and fewer false ones, so take the first occurrence of the maximum.
-    i = first + int(np.argmax(curve.recall[first : end + 1]))
+    # Recall never falls as the threshold is lowered, so the best eligible recall is at the
+    # lowest eligible threshold. Among thresholds with that same recall, the highest one adds no
+    # true positives and fewer false ones: take the first occurrence of the maximum.
+    i = int(eligible[np.argmax(curve.recall[eligible])])
     return ThresholdChoice(
         threshold=float(curve.thresholds[i]),
         precision=float(curve.precision[i]),
