@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(default=30.0, gt=0)
     latency_budget_ms: float = 200.0
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    record_predictions: bool = Field(
+        default=True,
+        description=(
+            "BENCHMARK KNOB ONLY (benchmarks/serving.py): false answers predictions without "
+            "recording them, to measure what durable logging costs. Never disable in production: "
+            "unrecorded predictions get no feedback, monitoring or idempotent re-sends."
+        ),
+    )
 
     # Device keys: verified keys are cached this long (revocation takes effect within it).
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
@@ -115,6 +123,11 @@ class Settings(BaseSettings):
         gt=1,
         description="A segment is named when its shift is this many times the population's.",
     )
+    monitor_segment_shift_sd: float = Field(
+        default=0.3,
+        gt=0,
+        description="Mean shift (segment reference sd) that flags a feature within one segment.",
+    )
     monitor_tolerance_hrv_ms: float = Field(default=2.0, ge=0, description="Mean RMSSD, ms.")
     monitor_tolerance_sleep_efficiency: float = Field(default=0.015, ge=0)
     monitor_tolerance_resting_hr_bpm: float = Field(default=1.0, ge=0)
@@ -128,7 +141,12 @@ class Settings(BaseSettings):
     monitor_calibration_tolerance: float = Field(
         default=0.05,
         gt=0,
-        description="Gap between labelled and label-free precision / event rate that is drift.",
+        description="Absolute gap between labelled and label-free precision that is drift.",
+    )
+    monitor_event_rate_tolerance: float = Field(
+        default=0.25,
+        gt=0,
+        description="Relative gap between the labelled event rate and the calibrated expectation.",
     )
     monitor_confidence_z: float = Field(
         default=1.96, gt=0, description="z of the two-sided intervals in the report (95 %)."

@@ -93,7 +93,7 @@ def test_concept_shift_changes_the_relation_not_the_features(cohort) -> None:
     assert abs(drift_post[rate].mean() - base_post[rate].mean()) < 0.03
     # ... but a model trained before the drift ranks drifted moments much worse.
     train, test = split_by_user(base_pre, seed=0)
-    model = fit_forest(train, trees=60)
+    model = fit_forest(train, trees=40, max_samples=0.5)
     test_users = test["user_id"].unique()
     held_out = drift_post[drift_post["user_id"].isin(test_users)]
     same_post = base_post[base_post["user_id"].isin(test_users)]

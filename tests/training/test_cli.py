@@ -24,6 +24,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     monkeypatch.setenv("FATIGUE_GUARD_N_ESTIMATORS", "25")
     monkeypatch.setenv("FATIGUE_GUARD_CV_FOLDS", "2")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
     get_settings.cache_clear()
     cli = typer.Typer()
     cli.command("train")(train_cli.train)

@@ -8,7 +8,7 @@ import pytest
 from fatigue_guard.training.threshold import (
     NoThresholdMeetsFloor,
     operating_curve,
-        select_threshold,
+    select_threshold,
     wilson_lower_bound,
 )
 

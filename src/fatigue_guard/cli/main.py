@@ -13,7 +13,10 @@ import typer
 from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.keys import keys_app
+from fatigue_guard.cli.models import models, promote, rollback
 from fatigue_guard.cli.serve import serve
+from fatigue_guard.cli.simulate import simulate
+from fatigue_guard.cli.train import score, train
 
 app = typer.Typer(
     name="fatigue-guard",
@@ -33,6 +36,12 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.command("simulate")(simulate)
+app.command("train")(train)
+app.command("score")(score)
+app.command("models")(models)
+app.command("promote")(promote)
+app.command("rollback")(rollback)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 

@@ -46,7 +46,7 @@ def binned_ks(reference_counts: np.ndarray, current_counts: np.ndarray) -> float
 
 
 def ks_pvalue(distance: float, n_reference: float, n_current: float) -> float:
-    """Asymptotic two-sample KS p-value for ``distance`` with these sample sizes."""
+    """Asymptotic two-sample KS p-value for ``distance`` with these (effective) sample sizes."""
     if n_reference <= 0 or n_current <= 0:
         return 1.0
     effective = n_reference * n_current / (n_reference + n_current)
@@ -67,20 +67,21 @@ def binned_wasserstein(
     return float(np.sum(np.abs(cur[:-1] - ref[:-1]) * widths))
 
 
-def chi2_pvalue(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """Chi-squared test of homogeneity of two count vectors (bins empty on both sides dropped)."""
+def chi2_pvalue(
+    reference_counts: np.ndarray, current_counts: np.ndarray, deff: float = 1.0
+) -> float:
+    """Chi-squared test of homogeneity of two count vectors (bins empty on both sides dropped);
+    the statistic is divided by ``deff`` for clustered rows (first-order Rao-Scott)."""
     table = np.vstack([reference_counts, current_counts])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
-    statistic = float(np.sum((table - expected) ** 2 / expected))
+    statistic = float(np.sum((table - expected) ** 2 / expected)) / max(deff, 1.0)
     return float(stats.chi2.sf(statistic, table.shape[1] - 1))
 
 
-def two_proportion_pvalue(
-    successes_a: float, n_a: float, successes_b: float, n_b: float
-) -> float:
+def two_proportion_pvalue(successes_a: float, n_a: float, successes_b: float, n_b: float) -> float:
     """Two-sided z-test p-value that two proportions are equal (pooled variance)."""
     if n_a <= 0 or n_b <= 0:
         return 1.0
@@ -145,3 +146,32 @@ def grouped_moments(
         squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=groups)
         var = np.where(n > 1, squares / np.maximum(n - 1, 1), np.nan)
     return n, mean, var
+
+
+def design_effect(codes: np.ndarray | None, values: np.ndarray, groups: int) -> float:
+    """Kish design effect ``1 + (m0 - 1) * rho`` of ``values`` clustered by ``codes`` (users).
+
+    Rows of one user are not independent: the four moments of a day share the night's sleep
+    features, and 7- and 14-day rolling features barely move within a week. Tests that treat
+    every row as independent then see significance in week-to-week noise. Dividing sample sizes
+    by this factor (intra-class correlation ``rho`` from one-way ANOVA, ``m0`` the adjusted mean
+    rows per user) gives the effective sample size. 1.0 when there is nothing to cluster by.
+    """
+    if codes is None or groups < 2:
+        return 1.0
+    n, mean, var = grouped_moments(codes, values.astype(np.float64, copy=False), groups)
+    has = n > 0
+    n, mean, var = n[has], mean[has], var[has]
+    k, total = len(n), float(n.sum())
+    if k < 2 or total <= k:
+        return 1.0
+    grand = float(np.sum(n * mean) / total)
+    ssb = float(np.sum(n * (mean - grand) ** 2))
+    ssw = float(np.nansum((n - 1) * var))
+    msb, msw = ssb / (k - 1), ssw / (total - k)
+    m0 = (total - float(np.sum(n * n)) / total) / (k - 1)
+    denominator = msb + (m0 - 1) * msw
+    if denominator <= 0:
+        return 1.0
+    rho = min(max((msb - msw) / denominator, 0.0), 1.0)
+    return max(1.0, 1.0 + (m0 - 1) * rho)

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import LABEL_COLUMN
-from fatigue_guard.contract.frame import coerce_feature_columns, feature_matrix
+from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.registry.models import (
     PRODUCTION,
     STAGING,
@@ -39,6 +39,7 @@ from fatigue_guard.registry.models import (
     load_pipeline,
 )
 from fatigue_guard.registry.tracking import configure_mlflow
+from fatigue_guard.training.data import prepare_frame
 from fatigue_guard.training.evaluation import evaluate
 from fatigue_guard.training.model import positive_proba
 
@@ -102,7 +103,11 @@ def remove_deployment_listener(callback: DeploymentListener) -> None:
 
 
 def record_deployment(client: MlflowClient, event: DeploymentEvent) -> None:
-    """Persist ``event`` as tags and notify listeners (after the alias has moved)."""
+    """Persist ``event`` as tags and notify listeners (after the alias has moved).
+
+    A listener that raises propagates to the caller: the alias has moved, but whoever ran the
+    promotion must learn that the deployment row was not written.
+    """
     name = event.model_name
     try:
         history = json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
@@ -134,17 +139,19 @@ def shared_holdout(
 ) -> pd.DataFrame:
     """Labelled rows neither version trained on: the given frame, else the candidate's hold-out,
     restricted to rows at or after both versions' training cut-offs."""
-    frame = holdout if holdout is not None else load_holdout(settings, candidate)
-    if frame is None:
+    raw = holdout if holdout is not None else load_holdout(settings, candidate)
+    if raw is None or raw.empty:
         return pd.DataFrame()
-    frame = coerce_feature_columns(frame)
-    frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True)
+    # Same rules as training: rows that break the contract or lack a label do not judge anyone.
+    frame, report = prepare_frame(raw)
+    frame = frame.loc[report.valid]
+    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype(bool)
     cutoffs = [
         c for c in (_cutoff(client, candidate), _cutoff(client, production)) if c is not None
     ]
     if cutoffs:
         frame = frame[frame["measured_at"] >= max(cutoffs)]
-    return frame[frame[LABEL_COLUMN].notna()]
+    return frame
 
 
 def evaluate_gate(

@@ -13,14 +13,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
+from starlette.concurrency import run_in_threadpool
 
 from fatigue_guard import __version__
 from fatigue_guard.config import Settings, get_settings
 from fatigue_guard.serving.auth import build_auth
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.middleware import RequestContextMiddleware
-from fatigue_guard.serving.model_slot import NoServableModel
+from fatigue_guard.serving.model_watcher import ModelWatcher
 from fatigue_guard.serving.problems import install_problem_handlers
+from fatigue_guard.serving.registry_access import bound_mlflow_http_retries
 from fatigue_guard.serving.routes import (
     admin,
     feedback,
@@ -29,6 +31,7 @@ from fatigue_guard.serving.routes import (
     predictions,
     sync,
 )
+from fatigue_guard.serving.served_by import ServedByMiddleware
 from fatigue_guard.serving.state import ServingState
 from fatigue_guard.storage.factory import Storage, build_storage
 
@@ -36,16 +39,20 @@ log = logging.getLogger(__name__)
 
 
 def _load_model(state: ServingState) -> None:
+    """First load: the registry's production version, else the disk cache (DESIGN §5)."""
     try:
-        state.models.load(state.settings)
-        state.metrics.model_loads.labels("loaded").inc()
-    except NoServableModel as exc:
-        # Start anyway: /healthz answers, /readyz says why it is not ready, predictions get 503.
-        log.warning("%s", exc)
-        state.metrics.model_loads.labels("none").inc()
+        outcome = state.models.start_up(state.settings)
     except Exception as exc:  # a broken registry must not stop the process from starting
         log.error("could not load the production model: %s: %s", type(exc).__name__, exc)
         state.metrics.model_loads.labels("failed").inc()
+        return
+    state.metrics.observe_model(state.models, outcome)
+    if state.models.current is None:
+        # Start anyway: /healthz answers, /readyz says why it is not ready, predictions get 503.
+        log.warning("no model to serve yet: %s", outcome.reason)
+        state.metrics.model_loads.labels("none").inc()
+    elif state.models.source == "cache":
+        state.metrics.model_loads.labels("cache").inc()
 
 
 def _open_storage(settings: Settings) -> Storage:
@@ -90,10 +97,19 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         state.auth = build_auth(settings, state.storage.verify_device_key)
         _bind_storage_metrics(state)
         state.storage.start()
-        _load_model(state)
+        bound_mlflow_http_retries()
+        # Off the event loop: the first load downloads and checks a model (seconds).
+        await run_in_threadpool(_load_model, state)
+        watcher = ModelWatcher(
+            state.models,
+            settings,
+            lambda outcome: state.metrics.observe_model(state.models, outcome),
+        )
+        watcher.start()
         try:
             yield
         finally:
+            watcher.stop()
             if owns_storage:
                 state.storage.stop()
                 state.storage.close()
@@ -111,4 +127,5 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes
     )
+    app.add_middleware(ServedByMiddleware)
     return app

@@ -16,7 +16,7 @@ from fatigue_guard.contract.features import FEATURE_NAMES, ID_COLUMNS, LABEL_COL
 from fatigue_guard.simulation.alertness import draw_moments, pressure_at_wake
 from fatigue_guard.simulation.baselines import prior_mean, recent_fatigue_rate, sleep_debt_7d
 from fatigue_guard.simulation.config import CohortConfig
-from fatigue_guard.simulation.ids import random_uuids, user_ids
+from fatigue_guard.simulation.ids import coded_column, random_uuids, text_column, user_ids
 from fatigue_guard.simulation.labels import LabelInputs, draw_labels
 from fatigue_guard.simulation.nights import draw_nights
 from fatigue_guard.simulation.physiology import draw_illness, draw_physiology, measure
@@ -61,17 +61,22 @@ def simulate_cohort(config: CohortConfig) -> pd.DataFrame:
         blocks.append(
             _simulate_block(config, plan, JOINER_BLOCK, joiners, plan.start, config.users)
         )
-    columns = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
-    measured_at = pd.to_datetime(columns.pop("measured_at_ns"), unit="ns", utc=True)
+    columns = blocks[0]
+    if len(blocks) > 1:
+        columns = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+    n_users = sum(int(b["n_users"][0]) for b in blocks)
     frame = pd.DataFrame(
         {
-            "event_id": columns["event_id"],
-            "user_id": columns["user_id"],
-            "measured_at": measured_at,
-            **{name: columns[name] for name in SEGMENT_COLUMNS},
-            **{name: columns[name].astype(np.float64) for name in FEATURE_NAMES},
+            "event_id": text_column(columns["event_id"]),
+            "user_id": coded_column(columns["user_code"], user_ids(0, n_users)),
+            "measured_at": pd.to_datetime(columns["measured_at_ns"], unit="ns", utc=True),
+            "device_model": coded_column(columns["device_model"], [d.name for d in DEVICE_MODELS]),
+            "platform": coded_column(columns["platform"], list(PLATFORMS)),
+            "app_version": coded_column(columns["app_version"], list(APP_VERSIONS)),
+            **{name: columns[name] for name in FEATURE_NAMES},
             LABEL_COLUMN: columns[LABEL_COLUMN],
-        }
+        },
+        copy=False,
     )
     return frame[[*ID_COLUMNS, *SEGMENT_COLUMNS, *FEATURE_NAMES, LABEL_COLUMN]]
 
@@ -211,17 +216,16 @@ def _simulate_block(
 
     columns: dict[str, np.ndarray] = {
         "event_id": random_uuids(stream(seed, "event_ids", block), labels.shape),
-        "user_id": per_row(user_ids(first_user, traits.n)),
+        "user_code": per_row(first_user + np.arange(traits.n)),
+        "n_users": np.array([traits.n]),
         "measured_at_ns": measured_ns.ravel(),
-        "device_model": per_row(
-            np.array([d.name for d in DEVICE_MODELS], dtype=object)[traits.device]
-        ),
-        "platform": per_row(np.array(PLATFORMS, dtype=object)[traits.platform]),
-        "app_version": per_row(np.array(APP_VERSIONS, dtype=object)[traits.app_version]),
+        "device_model": per_row(traits.device),
+        "platform": per_row(traits.platform),
+        "app_version": per_row(traits.app_version),
         LABEL_COLUMN: labels.ravel(),
     }
     for name, values in day_features.items():
-        columns[name] = per_moment(values).reshape(n_rows)
+        columns[name] = per_moment(values).reshape(n_rows).astype(np.float64)
     for name, values in moment_features.items():
-        columns[name] = values.reshape(n_rows)
+        columns[name] = values.reshape(n_rows).astype(np.float64)
     return columns

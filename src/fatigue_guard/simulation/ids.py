@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+# pandas' default string dtype (Arrow-backed, NaN for missing), as ``pd.Series(["a"])`` gets.
+STR_DTYPE = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _DASHES_AFTER = (8, 12, 16, 20)  # hex digits before each dash of the 8-4-4-4-12 form
 
 
 def random_uuids(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Version-4 UUID strings, one per element of ``shape``, flattened in C order.
+    """Version-4 UUIDs as ASCII text, ``uint8`` of shape ``(n, 36)``, one row per element of
+    ``shape`` in C order (see :func:`text_column` to turn them into strings).
 
     Random bytes come from ``rng``, so the ids are reproducible from the seed.
     """
@@ -25,10 +31,24 @@ def random_uuids(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
     text = np.concatenate(
         [parts[0], dash, parts[1], dash, parts[2], dash, parts[3], dash, parts[4]], axis=1
     )
-    return np.ascontiguousarray(text).view("S36").ravel().astype("U36")
+    return np.ascontiguousarray(text)
 
 
-def user_ids(first: int, count: int) -> np.ndarray:
+def text_column(ascii_rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Fixed-width ASCII rows -> a pandas ``str`` array, built in Arrow (no Python objects)."""
+    n, width = ascii_rows.shape
+    buffers = [None, pa.py_buffer(np.ascontiguousarray(ascii_rows).tobytes())]
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, buffers)
+    return pd.array(fixed.cast(pa.binary()).cast(pa.string()), dtype=STR_DTYPE)
+
+
+def coded_column(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionArray:
+    """Integer codes into ``names`` -> a pandas ``str`` array, decoded in Arrow."""
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(names))
+    return pd.array(dictionary.dictionary_decode(), dtype=STR_DTYPE)
+
+
+def user_ids(first: int, count: int) -> list[str]:
     """``u00000``-style ids; numbered on from ``first`` so late joiners never clash."""
     width = max(5, len(str(first + count)))
-    return np.array([f"u{i:0{width}d}" for i in range(first, first + count)], dtype=object)
+    return [f"u{i:0{width}d}" for i in range(first, first + count)]

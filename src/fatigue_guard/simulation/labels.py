@@ -31,8 +31,8 @@ class LabelWeights:
 
 
 BASE_WEIGHTS: Final[LabelWeights] = LabelWeights(
-    intercept=-3.7,
-    deficit=2.1,
+    intercept=-3.4,
+    deficit=1.9,
     debt=0.35,
     hrv=0.35,
     rhr=0.25,
@@ -52,7 +52,7 @@ CONCEPT_WEIGHTS: Final[LabelWeights] = LabelWeights(
     activity=1.4,
     person_risk=1.0,
 )
-DAY_EFFECT_SD: Final[float] = 0.5
+DAY_EFFECT_SD: Final[float] = 1.0
 
 
 @dataclass(frozen=True, slots=True)

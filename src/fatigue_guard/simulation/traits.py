@@ -39,9 +39,9 @@ REGULAR, SHIFT, FLEXIBLE = 0, 1, 2
 EMPLOYMENT_SHARES: Final[tuple[float, float, float]] = (0.72, 0.16, 0.12)
 # Baseline fatigue risk between people, logit scale: the main person-level signal. A spread for
 # everyone, plus a minority with a much higher risk (chronic conditions, demanding jobs, ...).
-PERSON_RISK_SD: Final[float] = 1.0
+PERSON_RISK_SD: Final[float] = 0.7
 HIGH_RISK_Z: Final[float] = 1.175  # standard-normal quantile: the top 12 % are high-risk
-HIGH_RISK_LOGIT: Final[float] = 3.5
+HIGH_RISK_LOGIT: Final[float] = 4.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,25 @@
-"""The facade the API calls to record predictions: one small transaction per request.
+"""The facade the API calls to record predictions, durably, before the answer leaves.
 
-``record()`` writes the prediction's metadata row and its outbox row in one SQL transaction and
-returns; a background :class:`~fatigue_guard.storage.outbox.OutboxFlusher` ships the features to
-the blob store later. If the SQL DB is unreachable, the record is fsync'd to the local
+A prediction's metadata row and its outbox row are written in one SQL transaction; a background
+:class:`~fatigue_guard.storage.outbox.OutboxFlusher` ships the features to the blob store later.
+If the SQL DB is unreachable, records are fsync'd to the local
 :class:`~fatigue_guard.storage.spool.Spool` instead and replayed when the DB answers again, so
-the API can still answer. Every path is idempotent on event_id.
+the API can still answer. Every path is idempotent on event_id: the first stored answer wins and
+is what a re-send gets back.
 
-Thread-safety: ``record()`` may be called from many threads at once (each call uses its own
-session). Its signature takes and returns plain records, so a later group-commit implementation
-can batch concurrent calls into one transaction without changing callers.
+Group commit (issue 6 item 5): once :meth:`PredictionRecorder.start` has run, single records go
+through a :class:`~fatigue_guard.storage.group_commit.GroupCommitter`: one writer thread commits
+everything that queued while its previous commit was in flight as ONE transaction (one fsync),
+and wakes each caller only after that commit (or the spool's fsync) returned. So concurrent
+requests share the durability cost instead of each paying milliseconds, and an answered
+prediction is always already durable. :meth:`~PredictionRecorder.record_async` is the event-loop
+entry point (no thread-pool hop); :meth:`~PredictionRecorder.record` is the same for threads.
+Before ``start()`` (and after ``stop()``) both write inline, with identical semantics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import exc as sa_exc
 
+from fatigue_guard.storage.group_commit import GroupCommitter, GroupCommitterStopped
 from fatigue_guard.storage.outbox import OutboxFlusher
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.spool import Spool
@@ -58,6 +66,8 @@ class RecorderStats:
     replayed_total: int
     spool_pending: bool
     db_available: bool
+    group_commits: int = 0
+    group_committed_records: int = 0
 
 
 class PredictionRecorder:
@@ -72,6 +82,8 @@ class PredictionRecorder:
         replay_interval_s: float = 2.0,
         db_retry_after_s: float = 1.0,
         recent_spooled_max: int = 100_000,
+        group_commit_max_batch: int = 256,
+        group_commit_max_wait_s: float = 0.0,
     ) -> None:
         self._uow = uow_factory
         self.flusher = flusher
@@ -87,32 +99,99 @@ class PredictionRecorder:
         self._recent_lock = threading.Lock()
         self._stop = threading.Event()
         self._replayer: threading.Thread | None = None
+        self._committer: GroupCommitter[PredictionRecord, PredictionRecord] = GroupCommitter(
+            self._store_batch,
+            max_batch=group_commit_max_batch,
+            max_wait_s=group_commit_max_wait_s,
+            name="prediction-group-commit",
+        )
 
     # -- request path -----------------------------------------------------------------------
 
     def record(self, record: PredictionRecord) -> PredictionRecord:
         """Store ``record``; return the stored prediction (the earlier one if event_id existed).
 
-        Never raises because the DB is down: the record is spooled and returned as is.
+        Returns only once the record is durable (committed, or fsync'd to the spool). Never
+        raises because the DB is down: the record is spooled and returned as is.
         """
-        with self._recent_lock:
-            earlier = self._recent_spooled.get(record.event_id)
+        earlier = self._spooled_answer(record)
         if earlier is not None:
             return earlier
+        if self._committer.running:
+            try:
+                return self._committer.submit(record).result()
+            except GroupCommitterStopped:
+                pass  # shutting down: write it ourselves below
+        return self._store_one(record)
+
+    async def record_async(self, record: PredictionRecord) -> PredictionRecord:
+        """:meth:`record` for the event loop: awaits the shared group commit, no thread hop."""
+        earlier = self._spooled_answer(record)
+        if earlier is not None:
+            return earlier
+        if self._committer.running:
+            try:
+                self._committer.submit(record)  # MUTANT: answer before durable
+                return record
+            except GroupCommitterStopped:
+                pass
+        return await asyncio.to_thread(self._store_one, record)
+
+    def _spooled_answer(self, record: PredictionRecord) -> PredictionRecord | None:
+        # Answers given while spooling, so a client retry during an outage gets the same one.
+        if not self._recent_spooled:  # lock-free fast path: the dict is empty unless spooling
+            return None
+        with self._recent_lock:
+            return self._recent_spooled.get(record.event_id)
+
+    def _store_one(self, record: PredictionRecord) -> PredictionRecord:
+        result = self._store_batch([record])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _store_batch(
+        self, records: Sequence[PredictionRecord]
+    ) -> list[PredictionRecord | BaseException]:
+        """Durably store ``records`` in one transaction (or one spool fsync); one answer each.
+
+        The answer is the stored prediction: the record itself when it was new, else the first
+        one stored under its event_id (earlier in the DB, or earlier in this same batch). A
+        record that breaks the transaction for reasons other than an unreachable DB gets its
+        own error, without failing the others (they are retried one by one).
+        """
         if self._db_known_down():
-            self._spool([record])
-            return record
+            return self._spool_answers(records)
         try:
             with self._uow() as uow:
-                inserted = uow.predictions.add_many([record])
-                stored = record if inserted else uow.predictions.get(record.event_id)
+                inserted = uow.predictions.add_many(records)
+                missing = {r.event_id for r in records} - inserted
+                stored = uow.predictions.get_many(missing) if missing else {}
                 uow.commit()
         except DB_UNAVAILABLE:
             self._mark_db_down()
-            self._spool([record])
-            return record
+            return self._spool_answers(records)
+        except Exception as exc:
+            if len(records) == 1:
+                return [exc]
+            log.warning("group commit of %d records failed; retrying one by one", len(records))
+            return [answer for r in records for answer in self._store_batch([r])]
         self.flusher.wake()
-        return stored or record
+        first: dict[uuid.UUID, PredictionRecord] = {}
+        answers: list[PredictionRecord | BaseException] = []
+        for r in records:
+            if r.event_id in inserted:
+                answers.append(first.setdefault(r.event_id, r))
+            else:  # stored before; if it vanished meanwhile (erasure), this answer stands
+                answers.append(stored.get(r.event_id, r))
+        return answers
+
+    def _spool_answers(
+        self, records: Sequence[PredictionRecord]
+    ) -> list[PredictionRecord | BaseException]:
+        self._spool(records)
+        with self._recent_lock:
+            return [self._recent_spooled.get(r.event_id, r) for r in records]
 
     def record_many(self, records: Sequence[PredictionRecord]) -> BatchResult:
         """Store many records in one transaction (e.g. an edge sync); which were new.
@@ -202,13 +281,15 @@ class PredictionRecorder:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the outbox flusher and the spool replayer (and replay leftovers right away)."""
+        """Start the outbox flusher, the group-commit writer and the spool replayer (and replay
+        leftovers right away)."""
         self._stop.clear()
         try:
             self.replay_spool()
         except DB_UNAVAILABLE:
             self._mark_db_down()
         self.flusher.start()
+        self._committer.start()
         if self._replayer is None or not self._replayer.is_alive():
             self._replayer = threading.Thread(
                 target=self._run_replayer, name="spool-replayer", daemon=True
@@ -217,6 +298,8 @@ class PredictionRecorder:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Replay and flush what can be done within ``timeout_s``; leave the rest for next start."""
+        # First commit every record already handed to us (their callers are waiting).
+        self._committer.stop(timeout_s)
         self._stop.set()
         if self._replayer is not None:
             self._replayer.join(timeout=timeout_s)
@@ -245,6 +328,7 @@ class PredictionRecorder:
 
     def stats(self) -> RecorderStats:
         s = self.flusher.stats
+        g = self._committer.stats()
         return RecorderStats(
             outbox_backlog=s.backlog,
             flushed_records=s.flushed_records,
@@ -253,4 +337,6 @@ class PredictionRecorder:
             replayed_total=self.spool.replayed_total,
             spool_pending=self.spool.has_pending(),
             db_available=not self._db_known_down(),
+            group_commits=g.batches,
+            group_committed_records=g.items,
         )

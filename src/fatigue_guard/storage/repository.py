@@ -27,6 +27,7 @@ from fatigue_guard.storage.tables import (
     OUTBOX_DONE,
     OUTBOX_PENDING,
     Device,
+    DriftReport,
     Feedback,
     JobLock,
     OutboxEntry,
@@ -446,3 +447,34 @@ class JobLockRepository:
 
     def release(self, name: str, holder: str) -> None:
         self.session.execute(delete(JobLock).where(JobLock.name == name, JobLock.holder == holder))
+
+
+class DriftReportRepository:
+    """Monitoring reports (JSON in SQL; the HTML lives in the blob store under ``html_key``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, report: DriftReport) -> DriftReport:
+        """Insert ``report`` and return it with its id assigned (caller commits)."""
+        self.session.add(report)
+        self.session.flush()
+        return report
+
+    def get(self, report_id: int) -> DriftReport | None:
+        return self.session.get(DriftReport, report_id)
+
+    def latest(self) -> DriftReport | None:
+        return self.session.scalars(
+            select(DriftReport).order_by(DriftReport.created_at.desc(), DriftReport.id.desc())
+        ).first()
+
+    def since(self, start: datetime) -> list[DriftReport]:
+        """Reports created at or after ``start``, oldest first (cool-down, precision history)."""
+        return list(
+            self.session.scalars(
+                select(DriftReport)
+                .where(DriftReport.created_at >= start)
+                .order_by(DriftReport.created_at, DriftReport.id)
+            )
+        )

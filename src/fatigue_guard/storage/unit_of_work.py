@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fatigue_guard.storage.repository import (
     DeviceRepository,
+    DriftReportRepository,
     FeedbackRepository,
     JobLockRepository,
     OutboxRepository,
@@ -37,6 +38,7 @@ class SqlAlchemyUnitOfWork:
     outbox: OutboxRepository
     users: UserDataRepository
     locks: JobLockRepository
+    drift_reports: DriftReportRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -51,6 +53,7 @@ class SqlAlchemyUnitOfWork:
         self.outbox = OutboxRepository(session)
         self.users = UserDataRepository(session)
         self.locks = JobLockRepository(session)
+        self.drift_reports = DriftReportRepository(session)
         return self
 
     def __exit__(

@@ -20,6 +20,8 @@ from fatigue_guard.training.evaluation import evaluate
 from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
 
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+# Below every feature's range, finite (so score differences stay finite).
+MISSING_RULE_SCORE = -1e9
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class BaselineResult:
 def _rule(column: str):
     def score(X: np.ndarray) -> np.ndarray:
         # A missing value cannot raise an alert under a rule: score it lowest.
-        return np.nan_to_num(X[:, _COL[column]].astype(float), nan=-np.inf)
+        return np.nan_to_num(X[:, _COL[column]].astype(float), nan=MISSING_RULE_SCORE)
 
     return score
 

@@ -76,8 +76,31 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+# Counts stay in the confusion-matrix artifact: every logged metric is a row MLflow also links to
+# the logged model, so fewer, meaningful metrics keep runs quick.
+VIEW_METRICS = (*HEADLINE, "threshold")
+
+
 def _log_view(prefix: str, metrics: dict[str, float]) -> None:
-    mlflow.log_metrics({f"{prefix}.{k}": v for k, v in metrics.items() if np.isfinite(v)})
+    mlflow.log_metrics(
+        {f"{prefix}.{k}": metrics[k] for k in VIEW_METRICS if np.isfinite(metrics[k])}
+    )
+
+
+PROFILE_ARTIFACT = "reference/drift_profile.json"
+
+
+def _reference_profile(frame: pd.DataFrame, scores: np.ndarray, labels: np.ndarray) -> dict:
+    """The monitor's reference profile of the validated rows with their out-of-sample scores.
+
+    Uses the monitoring package's builder (the format the monitor reads) when it is installed;
+    otherwise a simpler quantile/moment profile so the run still carries a reference.
+    """
+    try:
+        from fatigue_guard.monitoring.profile import build_reference_profile
+    except ImportError:
+        return drift_profile(frame, scores)
+    return build_reference_profile(frame, scores, labels)
 
 
 def _pip_requirements() -> list[str]:
@@ -153,7 +176,7 @@ def train_model(
     )
     timings["load_s"] = time.perf_counter() - started
 
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{FEATURES_VERSION}") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name="train") as run:
         run_id = run.info.run_id
         mlflow.set_tags(
             {
@@ -296,18 +319,15 @@ def train_model(
         alias: str | None = None
         if register:
             say("registering the model version")
-            registered, alias = _register(
-                settings,
-                model_info.model_uri,
-                run_id,
+            tags = _version_tags(
                 choice.threshold,
                 floor,
                 split.cutoff,
                 views["holdout_time"],
                 beats,
-                onnx_bytes is not None,
-                actor,
+                has_onnx=onnx_bytes is not None,
             )
+            registered, alias = _register(settings, model_info.model_uri, tags, actor)
         mlflow.set_tag("status", "registered" if registered else "logged")
 
     return TrainResult(
@@ -377,8 +397,7 @@ def _write_and_log_artifacts(
                 "by_user": recall_by_user.round(4).to_dict(),
             },
         )
-        train_frame = frame.iloc[split.train]
-        artifacts.write_json(out / "reference/drift_profile.json", drift_profile(train_frame, p_ho))
+        artifacts.write_json(out / PROFILE_ARTIFACT, _reference_profile(holdout, p_ho, y_ho))
         artifacts.write_json(out / GOLDEN_ARTIFACT, artifacts.golden_set(pipeline, X_ho, seed=seed))
         keep = [c for c in ("event_id", "user_id", "measured_at") if c in holdout.columns]
         hold_table = holdout[[*keep, *FEATURE_NAMES, LABEL_COLUMN]].copy()
@@ -395,19 +414,16 @@ def _write_and_log_artifacts(
     return onnx_bytes
 
 
-def _register(
-    settings: Settings,
-    model_uri: str,
-    run_id: str,
+def _version_tags(
     threshold: float,
     floor: float,
     cutoff: pd.Timestamp,
     holdout: dict[str, float],
     beats: bool,
     has_onnx: bool,
-    actor: str,
-) -> tuple[RegisteredModel, str]:
-    tags = {
+) -> dict[str, str]:
+    """What travels with a model version: its threshold above all, then what tables show."""
+    return {
         TAG_THRESHOLD: repr(float(threshold)),
         TAG_FLOOR: repr(float(floor)),
         TAG_FEATURES_VERSION: str(FEATURES_VERSION),
@@ -419,11 +435,14 @@ def _register(
         "beats_baselines": str(beats).lower(),
         "onnx": str(has_onnx).lower(),
     }
+
+
+def _register(
+    settings: Settings, model_uri: str, tags: dict[str, str], actor: str
+) -> tuple[RegisteredModel, str]:
+    """Register; the first version ever becomes production, later ones staging (gate pending)."""
     mv = mlflow.register_model(model_uri, settings.registered_model_name, tags=tags)
     client = configure_mlflow(settings)
-    # register_model returns before tags are visible on some stores; set them explicitly too.
-    for key, value in tags.items():
-        client.set_model_version_tag(mv.name, mv.version, key, value)
     model = model_from_version(client.get_model_version(mv.name, mv.version))
     if get_model_by_alias(settings, PRODUCTION) is None:
         gate_module.make_initial_production(

@@ -27,22 +27,36 @@ def _model_view(state: ServingState) -> dict[str, object] | None:
         "threshold": model.threshold,
         "runtime": model.runtime,
         "loaded_at": model.loaded_at.isoformat(),
+        "source": state.models.source,
+        "sha256": model.sha256,
+        "check": model.check,
     }
 
 
 @router.post("/models/reload", summary="Load the production version now (no wait for the poll)")
 async def reload_model(state: ServingState = Depends(get_state)) -> Response:
-    before = state.models.current
-    try:
-        await run_in_threadpool(state.models.load, state.settings)
-    except Exception as exc:
-        state.metrics.model_loads.labels("refused").inc()
+    """Same path as the poll (load beside, check, swap), and retries a refused version.
+
+    Reaches only the process that receives it; the others follow at their next poll.
+    """
+    outcome = await run_in_threadpool(state.models.refresh, state.settings, force=True)
+    state.metrics.observe_model(state.models, outcome)
+    if outcome.outcome == "refused":
         raise Problem(
-            409, f"Kept the current model: {type(exc).__name__}: {exc}", kind="model-refused"
-        ) from None
-    state.metrics.model_loads.labels("loaded").inc()
+            409,
+            f"Kept v{outcome.serving}: version {outcome.target} {outcome.reason}",
+            kind="model-refused",
+        )
+    if outcome.outcome in ("unreachable", "no-model") and state.models.current is None:
+        raise Problem(503, f"No model to serve: {outcome.reason}", kind="model-unavailable")
     return json_response(
-        {"previous": before.version if before else None, "model": _model_view(state)}
+        {
+            "outcome": outcome.outcome,
+            "previous": outcome.previous,
+            "registry": "unreachable" if outcome.outcome == "unreachable" else "ok",
+            "reason": outcome.reason,
+            "model": _model_view(state),
+        }
     )
 
 
@@ -53,6 +67,7 @@ async def status(state: ServingState = Depends(get_state)) -> Response:
         {
             "model": _model_view(state),
             "model_last_error": state.models.last_error,
+            "model_refused": state.models.recent_refusals(),
             "stores": stores,
             "recorder": asdict(state.recorder.stats()),
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -20,14 +22,23 @@ async def healthz() -> Response:
 @router.get("/readyz")
 async def readyz(state: ServingState = Depends(get_state)) -> Response:
     """Ready when a model is loaded and the stores answer; details say what is missing."""
-    model = state.models.current
+    slot = state.models
+    model = slot.current
     checks: dict[str, object] = {
         "model": {
             "ok": model is not None,
             "name": model.name if model else None,
             "version": model.version if model else None,
             "runtime": model.runtime if model else None,
-            "last_error": state.models.last_error,
+            # "cache": started from the local copy because the registry gave no servable model.
+            "source": slot.source,
+            "source_detail": slot.source_detail,
+            "sha256": model.sha256 if model else None,
+            "loaded_at": model.loaded_at.isoformat() if model else None,
+            "check": model.check if model else None,
+            "last_error": slot.last_error,
+            "refused": slot.recent_refusals(),
+            "pid": os.getpid(),
         }
     }
     health = getattr(state.recorder, "health", None)

@@ -1,0 +1,145 @@
+"""The live window as numpy arrays: converted once, shared by every signal.
+
+A window arrives as a contract-format DataFrame (from the feature store, or a file given with
+``--current``). Signals need float columns, integer segment codes, scores, alerts and labels;
+converting each once keeps the monitor at a few passes over memory per column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fatigue_guard.contract.features import FEATURE_NAMES, LABEL_COLUMN, SEGMENT_COLUMNS
+from fatigue_guard.monitoring.stats import design_effect
+
+SCORE_COLUMN = "probability"
+ALERT_COLUMN = "alert"
+MISSING_SEGMENT = "(none)"
+
+
+@dataclass
+class Segment:
+    """One segment column: an integer code per row and the value of each code."""
+
+    codes: np.ndarray
+    values: list[str]
+
+
+@dataclass
+class Window:
+    """What the signals read: ``features[name]`` float64 (NaN = missing), optional extras."""
+
+    rows: int
+    features: dict[str, np.ndarray]
+    segments: dict[str, Segment] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+    alerts: np.ndarray | None = None
+    # Label per row as float: 1.0 / 0.0, NaN where no feedback arrived.
+    labels: np.ndarray | None = None
+    # measured_at as int64 nanoseconds since the epoch (UTC), for per-day series.
+    measured_ns: np.ndarray | None = None
+    # Rows whose prediction came from the monitored model version (after a deployment the
+    # window still holds the previous version's scores, which must not count as score drift).
+    scored: np.ndarray | None = None
+    # user_id as integer codes (clusters for the design effect), and how many users.
+    user_codes: np.ndarray | None = None
+    users: int = 0
+
+    def design_effect(self, values: np.ndarray) -> float:
+        """How much the rows of one user repeat themselves for ``values`` (>= 1)."""
+        return design_effect(self.user_codes, values, self.users)
+
+    @property
+    def scored_mask(self) -> np.ndarray:
+        return self.scored if self.scored is not None else np.ones(self.rows, dtype=bool)
+
+    def predictions_only(self) -> Window:
+        """The scored rows' predictions, labels and times (no features): performance input."""
+        if self.scored is None:
+            return self
+        keep = self.scored
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
+        return Window(
+            rows=int(keep.sum()),
+            features={},
+            scores=cut(self.scores),
+            alerts=cut(self.alerts),
+            labels=cut(self.labels),
+            measured_ns=cut(self.measured_ns),
+            user_codes=cut(self.user_codes),
+            users=self.users,
+        )
+
+
+def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    column = frame[name]
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _segment(column: pd.Series) -> Segment:
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = [str(v) for v in uniques]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(values), codes)
+        values.append(MISSING_SEGMENT)
+    return Segment(codes=codes.astype(np.int64), values=values)
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray | None:
+    if LABEL_COLUMN not in frame.columns:
+        return None
+    column = frame[LABEL_COLUMN]
+    if column.dtype == bool:
+        return column.to_numpy(dtype=np.float64)
+    return column.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def prepare_window(
+    frame: pd.DataFrame, threshold: float | None = None, model_version: str | None = None
+) -> Window:
+    """Arrays for ``frame``; alerts come from the served ``alert`` column, else from
+    ``probability >= threshold`` (offline tables scored after the fact). With
+    ``model_version``, only that version's predictions count as scored."""
+    scores = _float_column(frame, SCORE_COLUMN) if SCORE_COLUMN in frame.columns else None
+    scored = None
+    if model_version is not None and "model_version" in frame.columns and scores is not None:
+        scored = (frame["model_version"].astype("string") == str(model_version)).to_numpy(
+            dtype=bool, na_value=False
+        )
+        scores = np.where(scored, scores, np.nan)
+    if ALERT_COLUMN in frame.columns:
+        alerts = frame[ALERT_COLUMN].to_numpy(dtype=bool, na_value=False)
+    elif scores is not None and threshold is not None:
+        alerts = scores >= threshold
+    else:
+        alerts = None
+    user_codes, users = None, 0
+    if "user_id" in frame.columns:
+        codes, uniques = pd.factorize(frame["user_id"], use_na_sentinel=False)
+        user_codes, users = codes.astype(np.int64), len(uniques)
+    measured = None
+    if "measured_at" in frame.columns:
+        stamps = pd.to_datetime(frame["measured_at"], utc=True)
+        measured = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    return Window(
+        rows=len(frame),
+        features={name: _float_column(frame, name) for name in FEATURE_NAMES},
+        segments={c: _segment(frame[c]) for c in SEGMENT_COLUMNS if c in frame.columns},
+        scores=scores,
+        alerts=alerts,
+        labels=_labels(frame),
+        measured_ns=measured,
+        scored=scored,
+        user_codes=user_codes,
+        users=users,
+    )

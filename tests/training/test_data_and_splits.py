@@ -1,0 +1,57 @@
+"""Data assembly (validation, label parsing) and honest splits (by time, by user)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fatigue_guard.contract.features import LABEL_COLUMN
+from fatigue_guard.contract.frame import ContractError
+from fatigue_guard.training.data import load_training_data
+from fatigue_guard.training.splits import time_split, user_folds
+
+
+def test_time_split_holds_out_the_most_recent_whole_days(small_cohort: pd.DataFrame) -> None:
+    ts = small_cohort["measured_at"]
+    split = time_split(ts, holdout_fraction=0.2)
+    assert split.cutoff == split.cutoff.floor("D")
+    assert ts.iloc[split.train].max() < split.cutoff <= ts.iloc[split.holdout].min()
+    assert 0.1 < len(split.holdout) / len(ts) < 0.3
+    assert len(split.train) + len(split.holdout) == len(ts)
+
+
+def test_user_folds_never_share_a_user(small_cohort: pd.DataFrame) -> None:
+    users = small_cohort["user_id"].to_numpy()
+    folds = user_folds(users, n_splits=3, seed=0)
+    assert len(folds) == 3
+    seen: set[str] = set()
+    for fit_idx, val_idx in folds:
+        assert not set(users[fit_idx]) & set(users[val_idx])
+        assert not seen & set(users[val_idx])
+        seen |= set(users[val_idx])
+    assert seen == set(users)
+
+
+def test_invalid_rows_are_excluded_and_counted_by_rule(small_cohort: pd.DataFrame) -> None:
+    raw = small_cohort.head(400).copy()
+    raw[LABEL_COLUMN] = np.where(raw[LABEL_COLUMN], "true", "false").astype(object)
+    raw["measured_at"] = raw["measured_at"].astype(str)  # as read from a CSV export
+    raw.loc[raw.index[0], "hrv_rmssd_ms"] = 0.0  # a missing sensor exported as 0
+    raw.loc[raw.index[1], "measured_at"] = "yesterday"
+    raw.loc[raw.index[2], LABEL_COLUMN] = "maybe"
+    data = load_training_data(raw, max_invalid_share=0.05)
+    assert len(data.frame) == 397
+    assert data.frame[LABEL_COLUMN].dtype == bool
+    rules = {(v.field, v.rule) for v in data.report.violations}
+    assert ("hrv_rmssd_ms", "out of range: 1 <= hrv_rmssd_ms <= 300") in rules
+    assert ("measured_at", "malformed timestamp") in rules
+    assert (LABEL_COLUMN, "must be a boolean") in rules
+    assert data.frame["measured_at"].is_monotonic_increasing
+
+
+def test_missing_required_column_is_a_contract_error(small_cohort: pd.DataFrame) -> None:
+    with pytest.raises(ContractError, match="resting_hr_bpm"):
+        load_training_data(small_cohort.drop(columns=["resting_hr_bpm"]))
+    with pytest.raises(ContractError, match=LABEL_COLUMN):
+        load_training_data(small_cohort.drop(columns=[LABEL_COLUMN]))
