@@ -78,3 +78,49 @@ def monitor_settings(tmp_home: Any = None, **overrides: Any) -> Settings:
 
 def window_ids(n: int) -> np.ndarray:
     return np.arange(n)
+
+
+def write_live(
+    blobs: Any, frame: pd.DataFrame, *, model_version: str, batch_rows: int = 50_000
+) -> int:
+    """Write scored rows into the blob feature store as the outbox would (one Parquet file per
+    batch and UTC date, same layout and schema), without building a record object per row."""
+    import pyarrow as pa
+
+    from fatigue_guard.contract.features import FEATURES_VERSION
+    from fatigue_guard.storage.feature_store import SCHEMA, _to_parquet, partition_key
+
+    out = pd.DataFrame(
+        {
+            "event_id": frame["event_id"].astype(str),
+            "user_id": frame["user_id"].astype(str),
+            "measured_at": frame["measured_at"],
+            "received_at": frame["measured_at"],
+            **{
+                f.name: frame[f.name]
+                for f in SCHEMA
+                if f.name in frame.columns
+                and f.type == pa.float64()
+                and f.name not in ("probability", "threshold")
+            },
+            "probability": frame["probability"],
+            "alert": frame["alert"],
+            "threshold": np.nan,
+            "model_name": "fatigue-rf",
+            "model_version": model_version,
+            "served_by": np.where(np.arange(len(frame)) % 3 == 0, "edge", "server"),
+            "device_model": frame["device_model"],
+            "platform": frame["platform"],
+            "app_version": frame["app_version"],
+        }
+    )
+    day = out["measured_at"].dt.date
+    files = 0
+    for d, part in out.groupby(day, sort=True):
+        for i, start in enumerate(range(0, len(part), batch_rows)):
+            table = pa.Table.from_pandas(
+                part.iloc[start : start + batch_rows], schema=SCHEMA, preserve_index=False
+            )
+            blobs.put(partition_key(FEATURES_VERSION, d, f"bench-{i:04d}"), _to_parquet(table))
+            files += 1
+    return files

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow import MlflowClient
 
 from fatigue_guard.config import Settings
+from fatigue_guard.demo import settings_env, wait_ready
 from fatigue_guard.registry.models import GOLDEN_ARTIFACT, ONNX_ARTIFACT
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from tests.fixtures.models import TrainedRegistry
@@ -69,3 +74,26 @@ def set_production(settings: Settings, version: str) -> None:
     """Move the alias directly (the gate is tested elsewhere; here we test what serving does)."""
     client = configure_mlflow(settings)
     client.set_registered_model_alias(settings.registered_model_name, "production", version)
+
+
+@contextmanager
+def serve_process(
+    settings: Settings, port: int, *, workers: int, poll_s: float, timeout_s: float = 90.0
+) -> Iterator[str]:
+    """``fatigue-guard serve --workers N`` as a child process (the real multi-process server)."""
+    env = settings_env(settings)
+    env["FATIGUE_GUARD_MODEL_POLL_INTERVAL_S"] = str(poll_s)
+    command = [sys.executable, "-m", "fatigue_guard.cli.main", "serve"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, proc, timeout_s)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

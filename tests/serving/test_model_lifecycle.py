@@ -91,7 +91,7 @@ def test_poll_picks_up_a_promotion(live: LiveApi) -> None:
     text = metrics_text(live)
     assert f'fg_model_info{{source="registry",version="{new}"}} 1.0' in text
     assert f'fg_model_info{{source="registry",version="{first}"}}' not in text
-    assert "fg_model_swap_duration_seconds_count 1.0" in text
+    assert "fg_model_swap_duration_seconds_count 2.0" in text  # start-up + promotion
     assert "fg_registry_up 1.0" in text
 
 

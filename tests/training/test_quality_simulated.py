@@ -12,8 +12,9 @@ from tests.training.conftest import fast_settings, simulated_cohort
 
 @pytest.mark.slow
 def test_held_out_precision_holds_and_recall_beats_baselines(tmp_path: Path) -> None:
-    frame = simulated_cohort(users=200, days=30, seed=4)  # ~24k rows, ~20 s on 2 cores
-    settings = fast_settings(tmp_path, n_estimators=40, cv_folds=3)
+    frame = simulated_cohort(users=200, days=30, seed=4)  # ~24k rows, ~30 s on 2 shared cores
+    # The production forest size: with fewer trees recall@floor is too noisy to rank reliably.
+    settings = fast_settings(tmp_path, n_estimators=100, cv_folds=3)
     result = train_model(settings, frame, seed=0, register=False)
 
     holdout = result.metrics["holdout_time"]

@@ -202,12 +202,14 @@ def _decide_trigger(
     if storage is not None and settings.monitor_cooldown_h > 0:
         since = now - timedelta(hours=settings.monitor_cooldown_h)
         with storage.uow_factory() as uow:
-            recent = uow.drift_reports.since(since)
-        fired = [r for r in recent if (r.report or {}).get("decision", {}).get("triggered")]
+            fired = [
+                (r.id, r.created_at)
+                for r in uow.drift_reports.since(since)
+                if (r.report or {}).get("decision", {}).get("triggered")
+            ]
         if fired:
-            decision.suppressed = (
-                f"cool-down: report {fired[-1].id} triggered at {fired[-1].created_at.isoformat()}"
-            )
+            last_id, last_at = fired[-1]
+            decision.suppressed = f"cool-down: report {last_id} triggered at {last_at.isoformat()}"
             return
     decision.triggered = True
 

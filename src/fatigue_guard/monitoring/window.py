@@ -129,7 +129,7 @@ def prepare_window(
         user_codes, users = codes.astype(np.int64), len(uniques)
     measured = None
     if "measured_at" in frame.columns:
-        stamps = pd.to_datetime(frame["measured_at"], utc=True)
+        stamps = pd.to_datetime(frame["measured_at"], utc=True).dt.tz_convert(None)
         measured = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     return Window(
         rows=len(frame),

@@ -25,6 +25,7 @@ from fatigue_guard.serving.problems import install_problem_handlers
 from fatigue_guard.serving.registry_access import bound_mlflow_http_retries
 from fatigue_guard.serving.routes import (
     admin,
+    edge,
     feedback,
     health,
     observability,
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     )
     app.state.serving = state
     install_problem_handlers(app)
-    for router in (health, observability, predictions, feedback, sync, admin):
+    for router in (health, observability, predictions, feedback, sync, edge, admin):
         app.include_router(router.router)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes

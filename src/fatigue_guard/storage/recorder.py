@@ -131,8 +131,7 @@ class PredictionRecorder:
             return earlier
         if self._committer.running:
             try:
-                self._committer.submit(record)  # MUTANT: answer before durable
-                return record
+                return await self._committer.submit_async(record)
             except GroupCommitterStopped:
                 pass
         return await asyncio.to_thread(self._store_one, record)

@@ -1,0 +1,230 @@
+"""Monitoring benchmark (issue 5 item 7): every signal + the stored report on N live records
+read from the blob feature store, against Evidently's DataDriftPreset on the same data.
+
+Usage::
+
+    .venv/bin/python benchmarks/monitoring.py [--sizes 100000,1000000,5000000]
+        [--evidently-sizes 100000,500000] [--repeats 3] [--bench-python /tmp/bench-venv/bin/python]
+
+Each size: simulated rows (tiled from one simulated cohort, new event/user ids per tile) are
+written with the feature store layout into a temporary local blob folder, then ``run_monitor``
+runs in a fresh child process (so its peak RSS is its own) reading them back by event time,
+computing every signal, rendering the HTML and storing the report in SQLite + the blob store.
+Evidently runs in the bench-only virtualenv (``pip install -e .[bench]`` there), on the same
+rows as Parquet, in a child process too. Prints a markdown table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fatigue_guard.config import Settings
+from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
+from fatigue_guard.monitoring import ReferenceProfile, build_reference_profile
+from fatigue_guard.simulation import CohortConfig, simulate_cohort
+from fatigue_guard.storage.blob import LocalBlobStore
+from fatigue_guard.storage.feature_store import SCHEMA, _to_parquet, partition_key
+
+THRESHOLD = 0.35
+BATCH_ROWS = 100_000
+DEFAULT_BENCH_PYTHON = "/tmp/bench-venv/bin/python"
+
+
+def synthetic_scores(frame: pd.DataFrame) -> np.ndarray:
+    """A cheap, deterministic stand-in for the forest (scoring is not what is measured)."""
+    z = (
+        -2.2
+        + 0.5 * frame["hours_awake"].fillna(8).to_numpy() / 8
+        - 0.8 * (frame["sleep_duration_h"].to_numpy() - 7)
+        - 0.3 * frame["resting_hr_delta_bpm"].fillna(0).to_numpy() / 4
+    )
+    return 1 / (1 + np.exp(-z))
+
+
+def base_cohort(seed: int, scenario: str = "none") -> pd.DataFrame:
+    frame = simulate_cohort(CohortConfig(users=2500, days=28, scenario=scenario, seed=seed))
+    frame = frame[frame["measured_at"] >= frame["measured_at"].min() + timedelta(days=14)]
+    frame = frame.reset_index(drop=True)
+    frame["probability"] = synthetic_scores(frame)
+    frame["alert"] = frame["probability"] >= THRESHOLD
+    return frame
+
+
+def tiled(base: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``rows`` rows from copies of ``base``: ids made unique per copy, same 14 days."""
+    copies = -(-rows // len(base))
+    parts = []
+    for i in range(copies):
+        part = base.copy()
+        part["event_id"] = part["event_id"].astype(str) + f"-{i}"
+        part["user_id"] = part["user_id"].astype(str) + f"-{i}"
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True).iloc[:rows]
+
+
+def write_live(blobs: LocalBlobStore, frame: pd.DataFrame) -> None:
+    """The outbox's layout: one zstd Parquet file per batch and UTC date, feature-store schema."""
+    out = frame.assign(
+        received_at=frame["measured_at"],
+        threshold=THRESHOLD,
+        model_name="fatigue-rf",
+        model_version="1",
+        served_by=np.where(np.arange(len(frame)) % 3 == 0, "edge", "server"),
+    )[[f.name for f in SCHEMA]]
+    for day, part in out.groupby(out["measured_at"].dt.date, sort=True):
+        for i, start in enumerate(range(0, len(part), BATCH_ROWS)):
+            table = pa.Table.from_pandas(
+                part.iloc[start : start + BATCH_ROWS], schema=SCHEMA, preserve_index=False
+            )
+            blobs.put(partition_key(FEATURES_VERSION, day, f"batch-{i:05d}"), _to_parquet(table))
+
+
+CHILD = """
+import json, resource, sys, time
+from datetime import datetime, timedelta
+t0 = time.perf_counter()
+from fatigue_guard.config import Settings
+from fatigue_guard.monitoring import ReferenceProfile, run_monitor
+from fatigue_guard.storage.factory import build_storage
+home, profile, end, threshold = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+settings = Settings(home=home, database_url=None, azure_storage_connection_string=None)
+storage = build_storage(settings)
+reference = ReferenceProfile.from_dict(json.load(open(profile)))
+imported = time.perf_counter()
+report = run_monitor(settings, now=datetime.fromisoformat(end), window=timedelta(days=15),
+                     reference=reference, threshold=threshold, storage=storage)
+done = time.perf_counter()
+print(json.dumps({"seconds": done - imported, "imports": imported - t0, "rows": report.rows,
+                  "breach": report.decision.breach, "timings": report.timings_s,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+EVIDENTLY_CHILD = """
+import json, resource, sys, time
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
+t = time.perf_counter()
+result = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+result.dict()
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(args: list[str]) -> dict[str, object]:
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000,5000000")
+    parser.add_argument("--evidently-sizes", default="100000,500000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bench-python", default=DEFAULT_BENCH_PYTHON)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    evidently_sizes = {int(s) for s in args.evidently_sizes.split(",") if s}
+    bench_python = Path(args.bench_python)
+    if not bench_python.exists():
+        print(
+            f"Evidently skipped: no bench venv at {bench_python} "
+            "(python -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -e '.[bench]')"
+        )
+        evidently_sizes = set()
+
+    print("simulating ...", file=sys.stderr)
+    reference_rows = base_cohort(seed=11)
+    live_base = base_cohort(seed=12, scenario="device_firmware")
+    profile = build_reference_profile(
+        reference_rows,
+        reference_rows["probability"].to_numpy(),
+        reference_rows["fatigue_event"].to_numpy(),
+    )
+    ReferenceProfile.from_dict(profile)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
+        profile_path = Path(tmp) / "profile.json"
+        profile_path.write_text(json.dumps(profile))
+        ev_ref = Path(tmp) / "ev-reference.parquet"
+        reference_rows[list(FEATURE_NAMES)].to_parquet(ev_ref)
+        for size in sizes:
+            home = Path(tmp) / f"home-{size}"
+            settings = Settings(home=home, database_url=None, azure_storage_connection_string=None)
+            from fatigue_guard.storage.factory import build_storage
+
+            storage = build_storage(settings)
+            storage.upgrade()
+            storage.close()
+            frame = tiled(live_base, size)
+            print(f"writing {size:,} rows to {home / 'blobs'} ...", file=sys.stderr)
+            write_live(LocalBlobStore(settings.local_blob_root), frame)
+            end = (frame["measured_at"].max() + timedelta(seconds=1)).isoformat()
+            ours = [
+                run_child(
+                    [sys.executable, "-c", CHILD, str(home), str(profile_path), end, str(THRESHOLD)]
+                )
+                for _ in range(args.repeats)
+            ]
+            row = {
+                "rows": size,
+                "seconds": statistics.median(float(r["seconds"]) for r in ours),
+                "rss_mb": max(float(r["rss_mb"]) for r in ours),
+                "timings": ours[len(ours) // 2]["timings"],
+                "breach": ours[0]["breach"],
+                "read_rows": ours[0]["rows"],
+            }
+            if size in evidently_sizes:
+                ev_cur = Path(tmp) / f"ev-current-{size}.parquet"
+                frame[list(FEATURE_NAMES)].to_parquet(ev_cur)
+                runs = [
+                    run_child([str(bench_python), "-c", EVIDENTLY_CHILD, str(ev_ref), str(ev_cur)])
+                    for _ in range(max(1, min(args.repeats, 3 if size <= 100_000 else 1)))
+                ]
+                row["ev_seconds"] = statistics.median(float(r["seconds"]) for r in runs)
+                row["ev_rss_mb"] = max(float(r["rss_mb"]) for r in runs)
+            results.append(row)
+            print(json.dumps(row), file=sys.stderr)
+            del frame
+
+    print(
+        f"\nreference rows: {len(reference_rows):,}; features: {len(FEATURE_NAMES)}; "
+        f"repeats: {args.repeats} (median); machine cores: 2"
+    )
+    print(
+        "\n| rows | fatigue-guard monitor (s) | peak RSS (MB) | Evidently DataDriftPreset (s) "
+        "| Evidently peak RSS (MB) | speed-up |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        ev = r.get("ev_seconds")
+        ratio = f"{ev / r['seconds']:.1f}x" if ev else "n/a"
+        ev_text = f"{ev:.2f}" if ev else "not run"
+        ev_rss = f"{r['ev_rss_mb']:.0f}" if ev else "-"
+        print(
+            f"| {r['rows']:,} | {r['seconds']:.2f} | {r['rss_mb']:.0f} | {ev_text} | {ev_rss} "
+            f"| {ratio} |"
+        )
+    print("\nbreakdown (median run, s):")
+    for r in results:
+        print(f"  {r['rows']:,}: {r['timings']}  breach={r['breach']}")
+
+
+if __name__ == "__main__":
+    main()

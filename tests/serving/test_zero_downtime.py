@@ -1,0 +1,219 @@
+"""Zero-downtime proof (issue 6 item 7), against ``fatigue-guard serve --workers 2``.
+
+Constant, bounded concurrent load runs while the production alias moves A -> B -> C (C fails
+its golden check and must be refused) -> D. Asserted over every request of the run:
+
+- none failed and none took longer than the 200 ms budget (client-side, so it includes HTTP);
+- each load client keeps one connection, so it stays on one worker process: the versions it
+  sees never go back (in-flight requests finish on their model, swaps are atomic);
+- every worker process (told apart by the ``x-served-by-pid`` header) serves B and then D
+  within one poll interval (plus load-and-check time) of the move, and keeps B while C is
+  refused, showing the refusal in its ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fatigue_guard.demo import request_bodies
+from fatigue_guard.storage.factory import build_storage
+from tests.fixtures.models import TrainedRegistry
+from tests.fixtures.services import free_port
+from tests.serving.conftest import ADMIN_TOKEN
+from tests.serving.lifecycle_helpers import (
+    clone_version,
+    private_registry_uri,
+    serve_process,
+    set_production,
+)
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 2
+POLL_S = 2.0
+LOAD_ALLOWANCE_S = 1.0  # download + build + warm + check of a version, measured ~0.2 s
+CLIENTS = 6
+THINK_S = 0.01  # bounded load: about CLIENTS / (THINK_S + latency) requests per second
+MAX_REQUESTS_PER_CLIENT = 4000
+MAX_RUN_S = 60.0
+BUDGET_MS = 200.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    client: int
+    sent: float
+    ms: float
+    status: int
+    version: str | None
+    pid: str | None
+
+
+class Load:
+    """CLIENTS threads, each with one keep-alive connection, plus a fresh-connection prober."""
+
+    def __init__(self, url: str, bodies: list[dict], keys: dict[str, str]) -> None:
+        self.url, self.bodies, self.keys = url, bodies, keys
+        self.answers: list[Answer] = []
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)
+        ]
+        self._threads.append(threading.Thread(target=self._prober, daemon=True))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _record(self, answer: Answer) -> None:
+        with self._lock:
+            self.answers.append(answer)
+
+    def _client(self, index: int) -> None:
+        mine = self.bodies[index::CLIENTS]
+        deadline = time.monotonic() + MAX_RUN_S
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            for n in range(MAX_REQUESTS_PER_CLIENT):
+                if self.stop.is_set() or time.monotonic() > deadline:
+                    return
+                body = {**mine[n % len(mine)], "event_id": str(uuid.uuid4())}
+                headers = {"Authorization": f"Bearer {self.keys[body['user_id']]}"}
+                sent = time.monotonic()
+                try:
+                    response = client.post("/v1/predictions", json=body, headers=headers)
+                    status = response.status_code
+                except httpx.HTTPError:
+                    self._record(Answer(index, sent, 0.0, 0, None, None))
+                    continue
+                ms = (time.monotonic() - sent) * 1000
+                version = response.json()["model"]["version"] if status == 200 else None
+                pid = response.headers.get("x-served-by-pid")
+                self._record(Answer(index, sent, ms, status, version, pid))
+                time.sleep(THINK_S)
+
+    def _prober(self) -> None:
+        """New connection per request, so every worker process gets probed, not just some."""
+        deadline = time.monotonic() + MAX_RUN_S
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            sent = time.monotonic()
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=10)
+            except httpx.HTTPError:
+                self._record(Answer(-1, sent, 0.0, 0, None, None))
+                continue
+            ms = (time.monotonic() - sent) * 1000
+            model = response.json()["checks"]["model"]
+            self._record(
+                Answer(-1, sent, ms, response.status_code, model["version"], str(model["pid"]))
+            )
+            time.sleep(0.02)
+
+    def snapshot(self) -> list[Answer]:
+        with self._lock:
+            return list(self.answers)
+
+
+def wait_converged(load: Load, pids: set[str], version: str, since: float) -> dict[str, float]:
+    """Per pid: seconds from the alias move until its answers (sent after it) carry ``version``."""
+    deadline = since + POLL_S + LOAD_ALLOWANCE_S + 5
+    while time.monotonic() < deadline:
+        first: dict[str, float] = {}
+        for a in load.snapshot():
+            if a.sent >= since and a.version == version and a.pid in pids:
+                first.setdefault(a.pid, a.sent - since)
+        if set(first) == pids:
+            return first
+        time.sleep(0.05)
+    raise AssertionError(f"not every process served v{version} in time")
+
+
+def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
+    tmp_path: Path, trained_registry: TrainedRegistry
+) -> None:
+    uri = private_registry_uri(trained_registry, tmp_path / "registry")
+    settings = trained_registry.settings(
+        tmp_path / "home", mlflow_tracking_uri=uri, admin_token=ADMIN_TOKEN
+    )
+    storage = build_storage(settings)
+    storage.upgrade()
+    bodies = request_bodies(trained_registry.live.iloc[:300])
+    keys = {u: storage.create_device_key(u).plaintext for u in {b["user_id"] for b in bodies}}
+    storage.close()
+    a = trained_registry.version
+    b = clone_version(settings, a)
+    c = clone_version(settings, a, golden_offset=0.05)  # must be refused
+    d = clone_version(settings, a)
+    convergence: dict[str, dict[str, float]] = {}
+    moves: dict[str, float] = {}
+    with (
+        serve_process(settings, free_port(), workers=WORKERS, poll_s=POLL_S) as url,
+        Load(url, bodies, keys) as load,
+    ):
+        deadline = time.monotonic() + 15
+        while len({x.pid for x in load.snapshot() if x.pid}) < WORKERS:
+            assert time.monotonic() < deadline, "did not reach every worker process"
+            time.sleep(0.1)
+        pids = {x.pid for x in load.snapshot() if x.pid}
+        for version in (b, c, d):
+            moved = moves[version] = time.monotonic()
+            set_production(settings, version)
+            if version == c:
+                time.sleep(POLL_S + LOAD_ALLOWANCE_S + 0.5)  # every process has looked at c
+                refused = {p: r for p, r in _readyz_by_pid(url, pids).items() if r["refused"]}
+                assert set(refused) == pids
+                assert all(r["version"] == b for r in refused.values())
+                assert all(r["refused"][0]["version"] == c for r in refused.values())
+                continue
+            convergence[version] = wait_converged(load, pids, version, moved)
+        time.sleep(1.0)
+        ended = time.monotonic()
+    answers = load.snapshot()
+    predictions = [x for x in answers if x.client >= 0]
+    failed = [x for x in answers if x.status != 200]
+    slow = [x for x in answers if x.ms > BUDGET_MS]
+    print(
+        f"\n{len(predictions)} predictions + {len(answers) - len(predictions)} probes, "
+        f"{len(failed)} failed, {len(slow)} over {BUDGET_MS:g} ms, "
+        f"max {max(x.ms for x in answers):.1f} ms; convergence (s after alias move) {convergence}"
+    )
+    assert len(predictions) > 500
+    assert failed == []
+    assert slow == []
+    assert {x.version for x in predictions} <= {a, b, d}  # c never answered
+    for client in range(CLIENTS):
+        seen = [
+            int(x.version) for x in sorted(predictions, key=lambda x: x.sent) if x.client == client
+        ]
+        assert seen == sorted(seen), f"client {client} saw versions go back"
+    # After one poll interval (+ load time), every answer of every process is the new version,
+    # until the next move that actually changes it (c is refused, so b lasts until d).
+    windows = {b: (moves[b], moves[d]), d: (moves[d], ended)}
+    for version, (start, end) in windows.items():
+        assert max(convergence[version].values()) <= POLL_S + LOAD_ALLOWANCE_S
+        settled = start + POLL_S + LOAD_ALLOWANCE_S
+        stale = [x for x in answers if settled <= x.sent < end and x.version != version]
+        assert stale == [], (version, stale[:3])
+
+
+def _readyz_by_pid(url: str, pids: set[str]) -> dict[str, dict]:
+    """The /readyz model details of every worker (fresh connections until each answered)."""
+    seen: dict[str, dict] = {}
+    deadline = time.monotonic() + 10
+    while set(seen) != pids and time.monotonic() < deadline:
+        model = httpx.get(f"{url}/readyz", timeout=10).json()["checks"]["model"]
+        seen[str(model["pid"])] = model
+    return seen
