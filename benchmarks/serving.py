@@ -152,6 +152,8 @@ def _targets(
 ) -> list[Target]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("FATIGUE_GUARD_")}
     base_env["MLFLOW_TRACKING_URI"] = settings.effective_mlflow_tracking_uri
+    # mlflow models serve execs `uvicorn` by name: the venv's bin must be on PATH.
+    base_env["PATH"] = f"{BIN}{os.pathsep}{base_env.get('PATH', '')}"
     ours_env = {
         **base_env,
         "FATIGUE_GUARD_HOME": str(settings.home_dir),

@@ -22,6 +22,8 @@ def fast_settings(home: Path, **overrides: object) -> Settings:
     """Settings under a temporary HOME with a small, quick forest (tests run on 2 shared cores)."""
     values: dict[str, object] = {
         "home": home,
+        # Hermetic: the SQLite store under ``home`` even if the shell exports an MLflow server.
+        "MLFLOW_TRACKING_URI": None,
         "n_estimators": 30,
         "cv_folds": 2,
         "search_budget_s": 0.0,

@@ -55,3 +55,16 @@ def test_missing_required_column_is_a_contract_error(small_cohort: pd.DataFrame)
         load_training_data(small_cohort.drop(columns=["resting_hr_bpm"]))
     with pytest.raises(ContractError, match=LABEL_COLUMN):
         load_training_data(small_cohort.drop(columns=[LABEL_COLUMN]))
+
+
+def test_live_labelled_records_join_the_baseline_once(small_cohort: pd.DataFrame) -> None:
+    baseline = small_cohort.head(100)
+    live = small_cohort.iloc[90:130].copy()  # 10 events overlap with the baseline
+    live[LABEL_COLUMN] = pd.array([True] * 20 + [None] * 20, dtype="boolean")
+    live["fatigue_probability"] = 0.5  # a served prediction: never a training column
+    data = load_training_data(baseline, live=live)
+    assert len(data.frame) == 110  # 100 baseline + 10 new labelled live rows
+    assert "fatigue_probability" not in data.frame.columns
+    overlap = data.frame[data.frame["event_id"].isin(live["event_id"].iloc[:10])]
+    assert overlap[LABEL_COLUMN].all()  # the live feedback label wins
+    assert "live feedback (20 labelled)" in data.source

@@ -164,17 +164,26 @@ def data_quality(reference: ReferenceProfile, window: Window, s: Settings) -> li
     are out of the contract's range in that share of rows)."""
     if not window.rows:
         return []
+    # Only features with any missing / out-of-range value need per-segment counts (live data
+    # passed the API's contract check, so out-of-range is usually empty everywhere).
     missing = {name: np.isnan(window.features[name]) for name in FEATURE_NAMES}
+    missing_count = {name: int(m.sum()) for name, m in missing.items()}
     bad = {name: _out_of_range(window.features[name], name) for name in FEATURE_NAMES}
-    any_bad = np.logical_or.reduce(list(bad.values()))
+    bad = {name: b for name, b in bad.items() if b.any()}
+    any_bad = np.logical_or.reduce(list(bad.values())) if bad else np.zeros(window.rows, bool)
     out: list[SegmentQuality] = []
     for column, segment in window.segments.items():
         groups = len(segment.values)
         rows = np.bincount(segment.codes, minlength=groups).astype(np.float64)
+        zeros = np.zeros(groups)
         miss = {
-            n: np.bincount(segment.codes, weights=m, minlength=groups) for n, m in missing.items()
+            n: np.bincount(segment.codes, weights=m, minlength=groups)
+            if missing_count[n]
+            else zeros
+            for n, m in missing.items()
         }
         oor = {n: np.bincount(segment.codes, weights=b, minlength=groups) for n, b in bad.items()}
+        oor = {n: oor.get(n, zeros) for n in FEATURE_NAMES}
         any_oor = np.bincount(segment.codes, weights=any_bad, minlength=groups)
         tests = groups * len(FEATURE_NAMES)
         for code, value in enumerate(segment.values):

@@ -136,15 +136,19 @@ def grouped_moments(
 
     One ``bincount`` per moment: no Python loop over rows or groups.
     """
-    present = ~np.isnan(values) & (codes >= 0)
-    c = codes[present]
-    v = values[present]
-    n = np.bincount(c, minlength=groups).astype(np.float64)
-    total = np.bincount(c, weights=v, minlength=groups)
+    # Weighted bincounts over all rows (missing values weigh 0) avoid copying the present
+    # subset; one pass each for count, sum and sum of squares.
+    present = ~np.isnan(values)
+    v = np.where(present, values, 0.0)
+    n = np.bincount(codes, weights=present, minlength=groups)[:groups]
+    total = np.bincount(codes, weights=v, minlength=groups)[:groups]
+    squares = np.bincount(codes, weights=v * v, minlength=groups)[:groups]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
-        squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=groups)
-        var = np.where(n > 1, squares / np.maximum(n - 1, 1), np.nan)
+        # Sum of squares about the mean; float64 keeps the cancellation harmless at these
+        # scales (values up to 1e5, a few million rows per group).
+        centred = np.maximum(squares - n * np.where(n > 0, mean, 0.0) ** 2, 0.0)
+        var = np.where(n > 1, centred / np.maximum(n - 1, 1), np.nan)
     return n, mean, var
 
 

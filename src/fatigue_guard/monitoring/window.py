@@ -99,6 +99,8 @@ def _labels(frame: pd.DataFrame) -> np.ndarray | None:
     if LABEL_COLUMN not in frame.columns:
         return None
     column = frame[LABEL_COLUMN]
+    if column.dtype == np.float64:  # the live reader's 1.0 / 0.0 / NaN
+        return column.to_numpy()
     if column.dtype == bool:
         return column.to_numpy(dtype=np.float64)
     return column.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)

@@ -148,10 +148,32 @@ def prepare_frame(
     return frame, report
 
 
+def with_live_records(baseline: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
+    """Baseline table plus live labelled records, one row per ``event_id``.
+
+    ``live`` is the data plane's reader output (served predictions joined with feedback). Rows
+    without feedback teach nothing and are dropped; an event present in both keeps the live row,
+    whose label is the user's actual feedback. Served-prediction columns are not features and
+    are dropped so that the model never learns from its predecessor's output.
+    """
+    if live is None or live.empty:
+        return baseline
+    labelled = live[live[LABEL_COLUMN].notna()]
+    keep = [c for c in baseline.columns if c in labelled.columns]
+    combined = pd.concat([baseline, labelled[keep]], ignore_index=True)
+    if "event_id" in combined.columns:
+        ids = combined["event_id"].astype(str)
+        combined = combined[~ids.duplicated(keep="last")].reset_index(drop=True)
+    return combined
+
+
 def load_training_data(
-    data: pd.DataFrame | Path | str, *, max_invalid_share: float = 0.05
+    data: pd.DataFrame | Path | str,
+    *,
+    max_invalid_share: float = 0.05,
+    live: pd.DataFrame | None = None,
 ) -> TrainingData:
-    """Read, validate and filter a training table.
+    """Read, validate and filter a training table (plus optional live labelled records).
 
     Raises :class:`TooManyInvalidRows` above ``max_invalid_share`` and
     :class:`~fatigue_guard.contract.frame.ContractError` when the table is unusable as a whole.
@@ -161,6 +183,12 @@ def load_training_data(
     else:
         path = Path(data)
         raw, source, sha = read_table(path), path.resolve().as_uri(), file_sha256(path)
+    if live is not None and not live.empty:
+        attrs = dict(raw.attrs)
+        raw = with_live_records(raw, live)
+        raw.attrs.update(attrs)
+        source = f"{source} + live feedback ({int(live[LABEL_COLUMN].notna().sum())} labelled)"
+        sha = frame_sha256(raw)  # the table actually trained on
     frame, report = prepare_frame(raw)
     if report.invalid_share > max_invalid_share:
         raise TooManyInvalidRows(report, max_invalid_share)

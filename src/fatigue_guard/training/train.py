@@ -50,8 +50,12 @@ from fatigue_guard.training.data import TooManyInvalidRows, load_training_data
 from fatigue_guard.training.evaluation import evaluate, per_user_recall
 from fatigue_guard.training.model import build_pipeline, positive_proba
 from fatigue_guard.training.search import search
-from fatigue_guard.training.splits import time_split, user_folds
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
+from fatigue_guard.training.splits import TimeSplit, time_split, user_folds
+from fatigue_guard.training.threshold import (
+    NoThresholdMeetsFloor,
+    ThresholdChoice,
+    select_threshold,
+)
 
 Progress = Callable[[str], None]
 HEADLINE = ("precision", "recall", "f1", "pr_auc", "roc_auc", "recall_at_floor", "alert_rate")
@@ -134,12 +138,16 @@ def train_model(
     register: bool = True,
     actor: str = "train",
     progress: Progress | None = None,
+    live: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and (unless ``register=False``) register one model version.
 
     The first version ever registered becomes ``production``; later ones become ``staging`` and
-    wait for :func:`fatigue_guard.registry.promote`. Raises :class:`NoThresholdMeetsFloor` (run
-    logged, nothing registered) and :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
+    wait for :func:`fatigue_guard.registry.promote`. ``live`` adds labelled live records (the
+    data plane's ``read_live_dataset(..., labelled_only=True)`` up to a cutoff).
+
+    Raises :class:`NoThresholdMeetsFloor` (run logged, nothing registered) and
+    :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
     """
     say = progress or (lambda _msg: None)
     floor = settings.precision_floor if precision_floor is None else precision_floor
@@ -153,7 +161,7 @@ def train_model(
 
     say("reading and validating data")
     try:
-        td = load_training_data(data, max_invalid_share=settings.max_invalid_share)
+        td = load_training_data(data, max_invalid_share=settings.max_invalid_share, live=live)
     except TooManyInvalidRows as exc:
         with mlflow.start_run(experiment_id=exp_id, run_name="train-invalid-data"):
             mlflow.set_tags({"status": "failed_invalid_data", "git_commit": code["commit"]})
@@ -350,13 +358,13 @@ def train_model(
 def _write_and_log_artifacts(
     pipeline: Any,
     frame: pd.DataFrame,
-    split: Any,
+    split: TimeSplit,
     X_ho: np.ndarray,
     y_ho: np.ndarray,
     p_ho: np.ndarray,
     y_tr: np.ndarray,
     oof: np.ndarray,
-    choice: Any,
+    choice: ThresholdChoice,
     views: dict[str, dict[str, float]],
     floor: float,
     seed: int,

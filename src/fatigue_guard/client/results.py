@@ -1,0 +1,51 @@
+"""What the client's calls return (plain data, easy to port and to show in an app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer; ``served_by`` says whether the server or the on-device model produced it."""
+
+    event_id: str
+    fatigue_probability: float
+    alert: bool
+    threshold: float
+    model_version: str
+    served_by: Literal["server", "edge"]
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """One :meth:`FatigueClient.sync`: counts from the server's answers, what is still queued.
+
+    ``complete`` is False when the server stayed unreachable after the retries: the rest is
+    still queued for the next call.
+    """
+
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    feedback_sent: int = 0
+    feedback_rejected: int = 0
+    remaining: int = 0
+    complete: bool = True
+    error: str | None = None
+
+
+RefreshStatus = Literal["updated", "unchanged", "refused", "unreachable", "unavailable"]
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """``updated`` (new model in use), ``unchanged`` (304 or same version), ``refused`` (download
+    failed verification; the old model is kept), ``unreachable`` / ``unavailable`` (no manifest
+    now; the old model is kept)."""
+
+    status: RefreshStatus
+    model_version: str | None
+    reason: str | None = None
