@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     monitor_enabled: bool = Field(default=True, description="In-process scheduler on/off.")
     monitor_interval_s: float = Field(default=6 * 3600.0, gt=0, description="Scheduler period.")
 
+    # Retraining job (issue 5): data, one-at-a-time lease, cool-down.
+    baseline_data: Path | None = Field(
+        default=None,
+        description="Reference table retraining adds live data to; unset = the production "
+        "version's training file (from its MLflow lineage) when it is a local file.",
+    )
+    retrain_live_window_days: float = Field(default=28.0, gt=0)
+    retrain_lock_ttl_s: float = Field(default=3600.0, gt=0)
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from fatigue_guard.config import Settings
 from fatigue_guard.demo import settings_env, wait_ready
-from fatigue_guard.registry.models import GOLDEN_ARTIFACT, ONNX_ARTIFACT
+from fatigue_guard.registry.models import GOLDEN_ARTIFACT, HOLDOUT_ARTIFACT, ONNX_ARTIFACT
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from tests.fixtures.models import TrainedRegistry
 
@@ -54,7 +54,8 @@ def clone_version(settings: Settings, version: str, *, golden_offset: float = 0.
     original = client.get_model_version(name, version)
     run = client.create_run(experiment_id(settings, client), run_name=f"clone-of-v{version}")
     with tempfile.TemporaryDirectory() as tmp:
-        for artifact in (ONNX_ARTIFACT, GOLDEN_ARTIFACT):
+        # The hold-out too, so the validation gate can judge the clone (promote via the CLI).
+        for artifact in (ONNX_ARTIFACT, GOLDEN_ARTIFACT, HOLDOUT_ARTIFACT):
             local = Path(client.download_artifacts(original.run_id, artifact, tmp))
             if artifact == GOLDEN_ARTIFACT and golden_offset:
                 doc = json.loads(local.read_text())

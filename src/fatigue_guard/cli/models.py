@@ -92,9 +92,9 @@ def promote(
     from rich.console import Console
 
     from fatigue_guard.config import get_settings
+    from fatigue_guard.contract.tables import read_table
     from fatigue_guard.registry import DeploymentError
     from fatigue_guard.registry import promote as do_promote
-    from fatigue_guard.training.data import read_table
 
     console = Console()
     try:

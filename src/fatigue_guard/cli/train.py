@@ -141,8 +141,8 @@ def score(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.frame import ContractError
+    from fatigue_guard.contract.tables import read_table, write_table
     from fatigue_guard.training.batch import NoModelError, score_table
-    from fatigue_guard.training.data import read_table, write_table
 
     console = Console()
     try:

@@ -148,6 +148,8 @@ class Deployment(Base):
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text(), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Set when the move was made by the retraining job: report -> run -> version -> deployment.
+    retrain_run_id: Mapped[int | None] = mapped_column(BigInteger())
 
 
 class DriftReport(Base):
@@ -179,6 +181,8 @@ class RetrainRun(Base):
     reason: Mapped[str] = mapped_column(Text(), default="")
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     model_version: Mapped[str | None] = mapped_column(String(100))
+    drift_report_id: Mapped[int | None] = mapped_column(BigInteger())
+    promoted: Mapped[bool | None] = mapped_column(Boolean())
     details: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
 
 

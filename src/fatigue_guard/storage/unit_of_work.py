@@ -18,6 +18,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fatigue_guard.storage.lifecycle import DeploymentRepository, RetrainRunRepository
 from fatigue_guard.storage.repository import (
     DeviceRepository,
     DriftReportRepository,
@@ -39,6 +40,8 @@ class SqlAlchemyUnitOfWork:
     users: UserDataRepository
     locks: JobLockRepository
     drift_reports: DriftReportRepository
+    retrain_runs: RetrainRunRepository
+    deployments: DeploymentRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -54,6 +57,8 @@ class SqlAlchemyUnitOfWork:
         self.users = UserDataRepository(session)
         self.locks = JobLockRepository(session)
         self.drift_reports = DriftReportRepository(session)
+        self.retrain_runs = RetrainRunRepository(session)
+        self.deployments = DeploymentRepository(session)
         return self
 
     def __exit__(

@@ -22,6 +22,7 @@ from fatigue_guard.contract.frame import (
     coerce_feature_columns,
     validate_frame,
 )
+from fatigue_guard.contract.tables import read_table
 
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
@@ -47,41 +48,6 @@ class TrainingData:
     report: FrameReport
     source: str
     sha256: str
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Parquet or CSV by suffix; uses the shared table reader when that module exists."""
-    try:
-        from fatigue_guard.contract.tables import read_table as shared_read_table
-    except ImportError:
-        shared_read_table = None
-    if shared_read_table is not None:
-        return shared_read_table(path)
-    suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    raise ContractError(f"unsupported table format {suffix!r}: use .parquet or .csv")
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet or CSV by suffix; uses the shared table writer when that module exists."""
-    try:
-        from fatigue_guard.contract.tables import write_table as shared_write_table
-    except ImportError:
-        shared_write_table = None
-    if shared_write_table is not None:
-        shared_write_table(frame, path)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
-        frame.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise ContractError(f"unsupported table format {suffix!r}: use .parquet or .csv")
 
 
 def file_sha256(path: Path) -> str:

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("retrain_run_id", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deployments")),
     )
     with op.batch_alter_table("deployments", schema=None) as batch_op:
@@ -166,6 +167,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("mlflow_run_id", sa.String(length=64), nullable=True),
         sa.Column("model_version", sa.String(length=100), nullable=True),
+        sa.Column("drift_report_id", sa.BigInteger(), nullable=True),
+        sa.Column("promoted", sa.Boolean(), nullable=True),
         sa.Column(
             "details",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
