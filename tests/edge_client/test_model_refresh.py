@@ -7,10 +7,12 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import onnx
 import pytest
 
 from fatigue_guard.client import FatigueClient
 from fatigue_guard.edge.bundle import EdgeBundle, file_url, model_key, write_bundle
+from fatigue_guard.edge.manifest import build_manifest
 from fatigue_guard.edge.publish import PublishedEdge, install_edge_publisher
 from fatigue_guard.registry import promote, remove_deployment_listener
 from fatigue_guard.storage.blob import LocalBlobStore
@@ -89,9 +91,19 @@ def test_tampered_download_is_refused_and_the_old_model_kept(
         assert client.refresh_model().status == "updated"
         assert client.refresh_model().status == "unchanged"  # manifest 304
     old = client.model_version
-    # A new version is published, but its bytes arrive altered.
-    newer = published.manifest.model_copy(update={"model_version": "999", "url": file_url("999")})
-    write_bundle(LocalBlobStore(edge_api.settings.local_blob_root), EdgeBundle(newer, data))
+    # A new version (other bytes: same forest, another doc string) is published, but its bytes
+    # arrive altered.
+    model = onnx.load_model_from_string(data)
+    model.doc_string += " (republished)"
+    new_data = model.SerializeToString()
+    newer = build_manifest(
+        new_data,
+        model_version="999",
+        threshold=published.manifest.threshold,
+        url=file_url("999"),
+        kind=published.manifest.kind,
+    )
+    write_bundle(LocalBlobStore(edge_api.settings.local_blob_root), EdgeBundle(newer, new_data))
     with FatigueClient(edge_api.url, key, device, transport=TamperingTransport()) as client:
         result = client.refresh_model()
         assert result.status == "refused" and "sha256" in (result.reason or "")
@@ -117,7 +129,8 @@ def test_a_promotion_reaches_the_client_at_its_next_refresh(
     listener = install_edge_publisher(settings)
     api = RestartableApi(settings)
     try:
-        from fatigue_guard.edge.publish import publish_edge
+        from fatigue_guard.edge.manifest import build_manifest
+from fatigue_guard.edge.publish import publish_edge
 
         publish_edge(settings, LocalBlobStore(settings.local_blob_root))  # export-edge
         api.start()

@@ -14,6 +14,7 @@ from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.keys import keys_app
 from fatigue_guard.cli.models import models, promote, rollback
+from fatigue_guard.cli.retrain import retrain
 from fatigue_guard.cli.serve import serve
 from fatigue_guard.cli.simulate import simulate
 from fatigue_guard.cli.train import score, train
@@ -42,6 +43,7 @@ app.command("score")(score)
 app.command("models")(models)
 app.command("promote")(promote)
 app.command("rollback")(rollback)
+app.command("retrain")(retrain)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 

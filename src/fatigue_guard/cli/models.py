@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -97,9 +97,10 @@ def promote(
     from fatigue_guard.registry import promote as do_promote
 
     console = Console()
+    settings = get_settings()
     try:
         outcome = do_promote(
-            get_settings(),
+            settings,
             version,
             actor=_actor(),
             reason=reason,
@@ -116,6 +117,8 @@ def promote(
         f"[green]v{gate.candidate_version} is production[/] "
         f"(was v{gate.production_version or '-'}): {gate.reason}"
     )
+    if outcome.event is not None:
+        _record_in_sql(settings, outcome.event)
 
 
 def rollback(
@@ -131,9 +134,20 @@ def rollback(
     from fatigue_guard.registry import rollback as do_rollback
 
     console = Console()
+    settings = get_settings()
     try:
-        event = do_rollback(get_settings(), actor=_actor(), reason=reason)
+        event = do_rollback(settings, actor=_actor(), reason=reason)
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(EXIT_NOTHING) from None
     console.print(f"[green]production is v{event.version} again[/] (was v{event.previous_version})")
+    _record_in_sql(settings, event)
+
+
+def _record_in_sql(settings: Any, event: Any) -> None:
+    from fatigue_guard.pipeline.deployments import record_deployment_best_effort
+
+    if not record_deployment_best_effort(
+        settings, event.previous_version, event.version, event.actor, event.reason
+    ):
+        typer.echo("warning: the deployment was not recorded in the SQL DB", err=True)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from fatigue_guard.config import Settings
+from fatigue_guard.pipeline.deployments import record_deployment
 from fatigue_guard.storage.factory import Storage
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,9 @@ def _train_gate_promote(
         return RetrainOutcome("failed", "training registered nothing", run_id, result.run_id)
     version = result.registered.version
     if result.alias == "production":  # first model ever: nothing to gate against
-        record_deployment_row(storage, settings, None, version, f"retrain:{run_id}", reason, run_id)
+        record_deployment(
+            storage, settings, None, version, f"retrain:{run_id}", reason, retrain_run_id=run_id
+        )
         return RetrainOutcome("promoted", "first model", run_id, result.run_id, version, True)
     outcome = promote(settings, version, actor=f"retrain:{run_id}", reason=f"{trigger}: {reason}")
     details["gate"] = {"passed": outcome.gate.passed, "reason": outcome.gate.reason}
@@ -177,38 +180,15 @@ def _train_gate_promote(
         return RetrainOutcome(
             "rejected", outcome.gate.reason, run_id, result.run_id, version, False, details
         )
-    record_deployment_row(
+    record_deployment(
         storage,
         settings,
         outcome.event.previous_version,
         version,
         outcome.event.actor,
         outcome.event.reason,
-        run_id,
+        retrain_run_id=run_id,
     )
     return RetrainOutcome(
         "promoted", outcome.gate.reason, run_id, result.run_id, version, True, details
     )
-
-
-def record_deployment_row(
-    storage: Storage,
-    settings: Settings,
-    from_version: str | None,
-    to_version: str,
-    actor: str,
-    reason: str,
-    retrain_run_id: int | None = None,
-    alias: str = "production",
-) -> None:
-    with storage.uow_factory() as uow:
-        uow.deployments.add(
-            model_name=settings.registered_model_name,
-            alias=alias,
-            from_version=from_version,
-            to_version=to_version,
-            actor=actor,
-            reason=reason,
-            retrain_run_id=retrain_run_id,
-        )
-        uow.commit()
