@@ -13,8 +13,9 @@ import pytest
 from fatigue_guard.client import FatigueClient
 from fatigue_guard.edge.bundle import EdgeBundle, file_url, model_key, write_bundle
 from fatigue_guard.edge.manifest import build_manifest
-from fatigue_guard.edge.publish import PublishedEdge, install_edge_publisher
-from fatigue_guard.registry import promote, remove_deployment_listener
+from fatigue_guard.edge.publish import PublishedEdge, install_edge_publisher, publish_edge
+from fatigue_guard.registry import get_model_version, promote, remove_deployment_listener
+from fatigue_guard.registry.tracking import configure_mlflow
 from fatigue_guard.storage.blob import LocalBlobStore
 from tests.edge_client.conftest import RestartableApi
 from tests.edge_client.registry_helpers import register_tree_prefix
@@ -129,9 +130,6 @@ def test_a_promotion_reaches_the_client_at_its_next_refresh(
     listener = install_edge_publisher(settings)
     api = RestartableApi(settings)
     try:
-        from fatigue_guard.edge.manifest import build_manifest
-from fatigue_guard.edge.publish import publish_edge
-
         publish_edge(settings, LocalBlobStore(settings.local_blob_root))  # export-edge
         api.start()
         key = api.key_for(USER)
@@ -149,6 +147,18 @@ from fatigue_guard.edge.publish import publish_edge
             after = client.models.current
             assert after is not None and after.manifest.sha256 != before.manifest.sha256
             assert client.refresh_model().status == "unchanged"
+        # The edge figures sit on the version's MLflow run, beside the server model's.
+        mlflow_client = configure_mlflow(settings)
+        tags = mlflow_client.get_model_version(settings.registered_model_name, candidate).tags
+        assert tags["edge.kind"] == after.manifest.kind
+        assert tags["edge.sha256"] == after.manifest.sha256
+        run_id = get_model_version(settings, candidate).run_id
+        metrics = mlflow_client.get_run(run_id).data.metrics
+        assert {"edge.edge_recall_at_floor", "edge.full_recall_at_floor"} <= set(metrics)
+        print(
+            "edge figures:",
+            {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("edge.")},
+        )
     finally:
         remove_deployment_listener(listener)
         api.stop()

@@ -98,3 +98,10 @@ def serve_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def _model_id(source: str, known: str | None) -> str | None:
+    """An MLflow server accepts a ``models:/m-...`` source only with that logged model's id."""
+    if known:
+        return known
+    return source.removeprefix("models:/") if source.startswith("models:/m-") else None

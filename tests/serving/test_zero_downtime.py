@@ -196,7 +196,8 @@ def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
     import numpy as np
 
     ms = np.array([x.ms for x in answers])
-    print("p50 %.1f p99 %.1f ms" % tuple(np.percentile(ms, [50, 99])))
+    p50, p99 = np.percentile(ms, [50, 99])
+    print(f"p50 {p50:.1f} p99 {p99:.1f} ms")
     t0 = min(x.sent for x in answers)
     print("moves", {v: round(t - t0, 2) for v, t in moves.items()})
     for x in slow:

@@ -14,6 +14,7 @@ from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.keys import keys_app
 from fatigue_guard.cli.models import models, promote, rollback
+from fatigue_guard.cli.monitor import monitor_app
 from fatigue_guard.cli.retrain import retrain
 from fatigue_guard.cli.serve import serve
 from fatigue_guard.cli.simulate import simulate
@@ -46,6 +47,7 @@ app.command("rollback")(rollback)
 app.command("retrain")(retrain)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(monitor_app, name="monitor")
 
 if __name__ == "__main__":
     app()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,9 +21,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
 monitor_app = typer.Typer(
     name="monitor", no_args_is_help=True, help="Drift monitoring: run the job, fetch reports."
 )
-
-# The lead wires the retraining job here (item 6); None = a breach is reported, nothing starts.
-RETRAIN_HOOK: Callable[[Any], object] | None = None
 
 
 def parse_window(text: str) -> timedelta:
@@ -64,6 +60,8 @@ def run(
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.tables import read_table
     from fatigue_guard.monitoring import ReferenceProfile, run_monitor
+    from fatigue_guard.pipeline.trigger import retrain_on_breach
+    from fatigue_guard.storage.factory import build_storage
 
     console = Console()
     settings = get_settings()
@@ -71,6 +69,7 @@ def run(
     if reference is not None:
         profile = ReferenceProfile.from_dict(json.loads(reference.read_text()))
     frame = read_table(current) if current is not None else None
+    storage = build_storage(settings)
     report = run_monitor(
         settings,
         window=parse_window(window),
@@ -78,7 +77,8 @@ def run(
         reference=profile,
         threshold=threshold,
         store=store,
-        on_breach=None if no_trigger else RETRAIN_HOOK,
+        on_breach=None if no_trigger else retrain_on_breach(settings, storage),
+        storage=storage,
     )
     doc = report.as_dict()
     if json_out is not None:

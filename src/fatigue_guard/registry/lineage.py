@@ -1,8 +1,7 @@
-"""Provenance logged with every run: where the data came from, which code, what it looked like.
+"""Provenance logged with every run: where the data came from and which code trained on it.
 
-The drift-reference profile is the training data's fingerprint (quantiles, moments, missing
-shares, category counts, score distribution) that the monitor compares live windows against, so
-it is computed from exactly the rows the model was fitted on.
+(The drift-reference profile the monitor compares against is built by
+:func:`fatigue_guard.monitoring.profile.build_reference_profile`.)
 """
 
 from __future__ import annotations
@@ -11,12 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, SEGMENT_COLUMNS
+from fatigue_guard.contract.features import FEATURES_VERSION
 
-PROFILE_QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 # Simulator provenance, when the table carries it (DataFrame.attrs or constant columns).
 SIMULATION_KEYS: tuple[str, ...] = ("seed", "scenario", "drift_start", "users", "days")
 
@@ -74,43 +71,3 @@ def dataset_lineage(
         "features_version": FEATURES_VERSION,
         "simulation": _simulation_provenance(frame),
     }
-
-
-def drift_profile(frame: pd.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
-    """Per-feature quantiles, mean, variance, missing share; category counts; score quantiles."""
-    features: dict[str, Any] = {}
-    for name in FEATURE_NAMES:
-        values = frame[name].to_numpy(dtype=float)
-        present = values[~np.isnan(values)]
-        features[name] = {
-            "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0,
-            "count": len(present),
-            "mean": float(present.mean()) if len(present) else None,
-            "variance": float(present.var()) if len(present) else None,
-            "quantiles": dict(
-                zip(
-                    [f"{q:g}" for q in PROFILE_QUANTILES],
-                    np.quantile(present, PROFILE_QUANTILES).tolist()
-                    if len(present)
-                    else [None] * len(PROFILE_QUANTILES),
-                    strict=True,
-                )
-            ),
-        }
-    categories = {
-        col: frame[col].astype(str).value_counts().to_dict()
-        for col in SEGMENT_COLUMNS
-        if col in frame.columns
-    }
-    profile: dict[str, Any] = {
-        "features_version": FEATURES_VERSION,
-        "rows": len(frame),
-        "features": features,
-        "categories": categories,
-    }
-    if scores is not None and len(scores):
-        profile["scores"] = {
-            f"{q:g}": float(v)
-            for q, v in zip(PROFILE_QUANTILES, np.quantile(scores, PROFILE_QUANTILES), strict=True)
-        }
-    return profile

@@ -27,8 +27,9 @@ from mlflow.models import infer_signature
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
+from fatigue_guard.monitoring.profile import build_reference_profile
 from fatigue_guard.registry import gate as gate_module
-from fatigue_guard.registry.lineage import dataset_lineage, drift_profile, git_commit
+from fatigue_guard.registry.lineage import dataset_lineage, git_commit
 from fatigue_guard.registry.models import (
     GOLDEN_ARTIFACT,
     HOLDOUT_ARTIFACT,
@@ -92,19 +93,6 @@ def _log_view(prefix: str, metrics: dict[str, float]) -> None:
 
 
 PROFILE_ARTIFACT = "reference/drift_profile.json"
-
-
-def _reference_profile(frame: pd.DataFrame, scores: np.ndarray, labels: np.ndarray) -> dict:
-    """The monitor's reference profile of the validated rows with their out-of-sample scores.
-
-    Uses the monitoring package's builder (the format the monitor reads) when it is installed;
-    otherwise a simpler quantile/moment profile so the run still carries a reference.
-    """
-    try:
-        from fatigue_guard.monitoring.profile import build_reference_profile
-    except ImportError:
-        return drift_profile(frame, scores)
-    return build_reference_profile(frame, scores, labels)
 
 
 def _pip_requirements() -> list[str]:
@@ -405,7 +393,7 @@ def _write_and_log_artifacts(
                 "by_user": recall_by_user.round(4).to_dict(),
             },
         )
-        artifacts.write_json(out / PROFILE_ARTIFACT, _reference_profile(holdout, p_ho, y_ho))
+        artifacts.write_json(out / PROFILE_ARTIFACT, build_reference_profile(holdout, p_ho, y_ho))
         artifacts.write_json(out / GOLDEN_ARTIFACT, artifacts.golden_set(pipeline, X_ho, seed=seed))
         keep = [c for c in ("event_id", "user_id", "measured_at") if c in holdout.columns]
         hold_table = holdout[[*keep, *FEATURE_NAMES, LABEL_COLUMN]].copy()

@@ -48,12 +48,15 @@ def _count(state: ServingState, records: list[PredictionRecord]) -> None:
     response_model=PredictionResponse,
     summary="Score one feature vector",
 )
-async def create_prediction(
-    request: Request,
-    state: ServingState = Depends(get_state),
-    principal: Principal = Depends(device_principal),
-) -> Response:
-    """Score, record durably, answer. Re-sending an ``event_id`` returns the stored answer."""
+async def create_prediction(request: Request) -> Response:
+    """Score, record durably, answer. Re-sending an ``event_id`` returns the stored answer.
+
+    The hot path resolves state and caller itself instead of through ``Depends``: FastAPI runs
+    a plain-``def`` dependency (``get_state``) in the thread pool, a thread hop per request
+    that cost more than scoring. The checks are the same ``device_principal`` runs.
+    """
+    state: ServingState = request.app.state.serving
+    principal = await device_principal(request, state)
     payload = await parse_body(request, PredictionRequest, state)
     ensure_own_user(principal, payload.user_id)
     model = _serving_model(state)
