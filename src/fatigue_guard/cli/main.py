@@ -12,6 +12,8 @@ import typer
 
 from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
+from fatigue_guard.cli.devices import simulate_devices
+from fatigue_guard.cli.edge import export_edge
 from fatigue_guard.cli.keys import keys_app
 from fatigue_guard.cli.models import models, promote, rollback
 from fatigue_guard.cli.monitor import monitor_app
@@ -45,6 +47,8 @@ app.command("models")(models)
 app.command("promote")(promote)
 app.command("rollback")(rollback)
 app.command("retrain")(retrain)
+app.command("export-edge")(export_edge)
+app.command("simulate-devices")(simulate_devices)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")

@@ -93,19 +93,21 @@ def promote(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.tables import read_table
+    from fatigue_guard.edge.publish import publishing_edge_bundles
     from fatigue_guard.registry import DeploymentError
     from fatigue_guard.registry import promote as do_promote
 
     console = Console()
     settings = get_settings()
     try:
-        outcome = do_promote(
-            settings,
-            version,
-            actor=_actor(),
-            reason=reason,
-            holdout=read_table(holdout) if holdout is not None else None,
-        )
+        with publishing_edge_bundles(settings):
+            outcome = do_promote(
+                settings,
+                version,
+                actor=_actor(),
+                reason=reason,
+                holdout=read_table(holdout) if holdout is not None else None,
+            )
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(EXIT_NOTHING) from None
@@ -130,13 +132,15 @@ def rollback(
     from rich.console import Console
 
     from fatigue_guard.config import get_settings
+    from fatigue_guard.edge.publish import publishing_edge_bundles
     from fatigue_guard.registry import DeploymentError
     from fatigue_guard.registry import rollback as do_rollback
 
     console = Console()
     settings = get_settings()
     try:
-        event = do_rollback(settings, actor=_actor(), reason=reason)
+        with publishing_edge_bundles(settings):
+            event = do_rollback(settings, actor=_actor(), reason=reason)
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(EXIT_NOTHING) from None

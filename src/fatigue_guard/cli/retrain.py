@@ -20,6 +20,7 @@ def retrain(
 ) -> None:
     """Assemble baseline + live labelled data, train, gate, promote; one replica at a time."""
     from fatigue_guard.config import get_settings
+    from fatigue_guard.edge.publish import publishing_edge_bundles
     from fatigue_guard.pipeline.retrain import run_retraining
     from fatigue_guard.storage.factory import build_storage
 
@@ -27,7 +28,7 @@ def retrain(
     storage = build_storage(settings)
     storage.check_schema()
     try:
-        with console.status("retraining"):
+        with console.status("retraining"), publishing_edge_bundles(settings):
             outcome = run_retraining(
                 settings, storage, trigger="cli", reason=reason, ignore_cooldown=force
             )

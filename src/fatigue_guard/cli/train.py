@@ -60,12 +60,13 @@ def train(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.frame import ContractError
+    from fatigue_guard.edge.publish import publishing_edge_bundles
     from fatigue_guard.training import NoThresholdMeetsFloor, TooManyInvalidRows, train_model
 
     console = Console()
     settings = get_settings()
     try:
-        with console.status("training") as status:
+        with console.status("training") as status, publishing_edge_bundles(settings):
             result = train_model(
                 settings,
                 data,

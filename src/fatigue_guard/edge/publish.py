@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from fatigue_guard.registry import (
     load_onnx_bytes,
     load_pipeline,
     on_deployment,
+    remove_deployment_listener,
 )
 from fatigue_guard.registry.models import TAG_TRAIN_CUTOFF, load_holdout
 from fatigue_guard.registry.tracking import configure_mlflow
@@ -309,3 +311,17 @@ def _tag_failure(settings: Settings, event: DeploymentEvent, exc: Exception) -> 
         )
     except Exception:  # the registry may be what failed; the log line above already says it
         log.debug("could not tag the edge export failure", exc_info=True)
+
+
+@contextmanager
+def publishing_edge_bundles(settings: Settings) -> Iterator[None]:
+    """Within the block, every alias move made in this process publishes its edge bundle.
+
+    Scoped to the settings of the command or app that promotes, so a process never publishes
+    into a store other than the one its registry belongs to.
+    """
+    listener = install_edge_publisher(settings)
+    try:
+        yield
+    finally:
+        remove_deployment_listener(listener)
