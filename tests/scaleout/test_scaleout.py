@@ -34,7 +34,7 @@ from fatigue_guard.storage.feature_store import version_prefix
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import free_port
 from tests.serving.conftest import ADMIN_TOKEN
-from tests.serving.lifecycle_helpers import clone_version, serve_process
+from tests.serving.lifecycle_helpers import reregister_version, serve_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.azurite]
 
@@ -140,7 +140,7 @@ def test_cli_promotion_reaches_two_api_processes_and_records_land_once(
 
         first = train_model(trainer, trained_registry.cohort, seed=5, n_jobs=2).registered
         assert first is not None  # the first version becomes production
-        candidate = clone_version(trainer, first.version)
+        candidate = reregister_version(trainer, first.version)
         assert list(service.get_container_client(artifacts_container).list_blobs())
 
         storage = build_storage(trainer)

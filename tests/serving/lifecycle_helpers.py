@@ -105,3 +105,13 @@ def _model_id(source: str, known: str | None) -> str | None:
     if known:
         return known
     return source.removeprefix("models:/") if source.startswith("models:/m-") else None
+
+
+def reregister_version(settings: Settings, version: str) -> str:
+    """A new version of the same run and logged model (what an MLflow server accepts as a copy)."""
+    client = configure_mlflow(settings)
+    name = settings.registered_model_name
+    original = client.get_model_version(name, version)
+    tags = {k: v for k, v in (original.tags or {}).items() if k in COPIED_TAGS}
+    created = client.create_model_version(name, f"models:/{name}/{version}", tags=tags)
+    return str(created.version)
