@@ -21,7 +21,7 @@ import pandas as pd
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURES_VERSION
 from fatigue_guard.monitoring.html import render_html
-from fatigue_guard.monitoring.live import read_monitor_window
+from fatigue_guard.monitoring.live import read_live_window
 from fatigue_guard.monitoring.performance import performance
 from fatigue_guard.monitoring.profile import ReferenceProfile, load_reference_profile
 from fatigue_guard.monitoring.report import Decision, MonitorReport, breach_reasons
@@ -122,20 +122,21 @@ def run_monitor(
     timings["reference"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    version = model.version if model is not None else None
     if current is None:
         storage = storage or _storage(settings)
         start, end = now - span, now
-        frame = read_monitor_window(storage, start, end)
+        data = read_live_window(storage, start, end, version)
     else:
         frame = current
         if SCORE_COLUMN not in frame.columns and model is not None:
             frame = _score_offline(settings, model, frame)
         start, end = _window_bounds(frame, now, span)
+        data = prepare_window(frame, threshold, version)
+        del frame  # the arrays are all the signals need
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    data = prepare_window(frame, threshold, model.version if model is not None else None)
-    del frame  # the arrays are all the signals need; free the DataFrame early
     features = feature_drifts(reference, data)
     prediction = prediction_drift(reference, data, threshold)
     decide(features, prediction, data, settings)

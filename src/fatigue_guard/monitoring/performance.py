@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from fatigue_guard.config import Settings
 from fatigue_guard.monitoring.profile import ReferenceProfile
-from fatigue_guard.monitoring.stats import design_effect, wilson_interval
+from fatigue_guard.monitoring.stats import design_effect, normal_sf, wilson_interval
 from fatigue_guard.monitoring.window import Window
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -45,7 +44,7 @@ def _calibration_pvalue(
     variance += n * n * mean * (1 - mean) / reference_n
     if variance <= 0:
         return 1.0
-    return float(2 * stats.norm.sf(abs(observed - expected.sum()) / math.sqrt(variance)))
+    return 2 * normal_sf(abs(observed - expected.sum()) / math.sqrt(variance))
 
 
 @dataclass

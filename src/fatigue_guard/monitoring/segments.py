@@ -4,8 +4,9 @@ A firmware bug on one device model moves the population mean a little and that m
 lot. For each drifted feature, every segment value (device_model, platform, app_version) is
 compared with its *own* reference; a value is named when its shift is significant, large in
 reference standard deviations, and at least ``monitor_segment_min_lift`` times the population's
-shift. When no value stands out, the drift is population-wide. All per-segment statistics come
-from ``bincount`` over integer codes: no loop over rows.
+shift. When no value stands out, the drift is population-wide. Every per-segment statistic comes
+from the window's column summaries (:mod:`fatigue_guard.monitoring.summary`): computed once per
+column, read here by the screen, the attribution and data quality alike, with no pass over rows.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_BY_NAME
 from fatigue_guard.monitoring.profile import ReferenceProfile
 from fatigue_guard.monitoring.signals import DistributionDrift
-from fatigue_guard.monitoring.stats import grouped_moments
+from fatigue_guard.monitoring.stats import normal_sf
 from fatigue_guard.monitoring.window import Window
 
 
 def _z_pvalue(diff: float, se: float) -> float:
     if se <= 0 or not math.isfinite(se):
         return 1.0
-    return float(2 * stats.norm.sf(abs(diff) / se))
+    return 2 * normal_sf(abs(diff) / se)
 
 
 def _segment_shifts(
@@ -36,16 +36,16 @@ def _segment_shifts(
 ) -> tuple[float, list[dict[str, Any]]]:
     """Population shift of ``name`` (reference sd units) and each segment value's own shift
     against that segment's reference, with a design-effect-corrected p-value."""
-    values = window.features[name]
+    summary = window.summary(name)
     ref_all = reference.feature(name)
-    present = values[~np.isnan(values)]
-    if ref_all.get("mean") is None or not ref_all.get("var") or not len(present):
+    if ref_all.get("mean") is None or not ref_all.get("var") or summary.mean is None:
         return 0.0, []
-    population_shift = float((present.mean() - ref_all["mean"]) / math.sqrt(ref_all["var"]))
+    population_shift = float((summary.mean - ref_all["mean"]) / math.sqrt(ref_all["var"]))
     deff_cur, deff_ref = deffs
     candidates: list[dict[str, Any]] = []
     for column, segment in window.segments.items():
-        n, mean, var = grouped_moments(segment.codes, values, len(segment.values))
+        moments = summary.segments[column]
+        n, mean, var = moments.n, moments.mean, moments.var
         for code, value in enumerate(segment.values):
             ref = reference.segment(column, value)
             if ref is None or n[code] < s.monitor_min_segment_samples:
@@ -64,7 +64,7 @@ def _segment_shifts(
                     "column": column,
                     "value": value,
                     "n": int(n[code]),
-                    "weight": float(n[code] / len(present)),
+                    "weight": float(n[code] / summary.n),
                     "shift_sd": shift,
                     "p_value": _z_pvalue(shift, se),
                     "lift": float(abs(shift) / max(abs(population_shift), 1e-9)),
@@ -158,30 +158,36 @@ def _out_of_range(values: np.ndarray, name: str) -> np.ndarray:
         return (values < spec.minimum) | upper
 
 
+def _may_be_out_of_range(values: np.ndarray, name: str) -> bool:
+    spec = FEATURES_BY_NAME[name]
+    if not len(values):
+        return False
+    # fmin / fmax skip NaN; an all-NaN column gives NaN, and NaN compares False: in range.
+    low, high = float(np.fmin.reduce(values)), float(np.fmax.reduce(values))
+    return bool(low < spec.minimum or high >= spec.maximum)
+
+
 def data_quality(reference: ReferenceProfile, window: Window, s: Settings) -> list[SegmentQuality]:
     """Per segment value: missing / out-of-range shares, and the features whose missing share
     rose past ``monitor_missing_tolerance`` against that segment's reference (or whose values
     are out of the contract's range in that share of rows)."""
     if not window.rows:
         return []
-    # Only features with any missing / out-of-range value need per-segment counts (live data
-    # passed the API's contract check, so out-of-range is usually empty everywhere).
-    missing = {name: np.isnan(window.features[name]) for name in FEATURE_NAMES}
-    missing_count = {name: int(m.sum()) for name, m in missing.items()}
-    bad = {name: _out_of_range(window.features[name], name) for name in FEATURE_NAMES}
-    bad = {name: b for name, b in bad.items() if b.any()}
+    # Live data passed the API's contract check, so out-of-range values are rare: a column's
+    # extremes (two fast reductions) rule most features out before any per-row mask.
+    bad = {
+        name: _out_of_range(values, name)
+        for name, values in window.features.items()
+        if _may_be_out_of_range(values, name)
+    }
     any_bad = np.logical_or.reduce(list(bad.values())) if bad else np.zeros(window.rows, bool)
     out: list[SegmentQuality] = []
     for column, segment in window.segments.items():
         groups = len(segment.values)
-        rows = np.bincount(segment.codes, minlength=groups).astype(np.float64)
+        rows = window.grouping.segment_rows(column)
         zeros = np.zeros(groups)
-        miss = {
-            n: np.bincount(segment.codes, weights=m, minlength=groups)
-            if missing_count[n]
-            else zeros
-            for n, m in missing.items()
-        }
+        moments = {name: window.summary(name).segments[column] for name in FEATURE_NAMES}
+        miss = {name: m.rows - m.n for name, m in moments.items()}
         oor = {n: np.bincount(segment.codes, weights=b, minlength=groups) for n, b in bad.items()}
         oor = {n: oor.get(n, zeros) for n in FEATURE_NAMES}
         any_oor = np.bincount(segment.codes, weights=any_bad, minlength=groups)

@@ -29,7 +29,7 @@ from fatigue_guard.monitoring.stats import (
     psi,
     two_proportion_pvalue,
 )
-from fatigue_guard.monitoring.window import Window
+from fatigue_guard.monitoring.window import SCORE_COLUMN, Window
 
 
 def _r(value: float | None, digits: int = 5) -> float | None:
@@ -146,22 +146,21 @@ def feature_drifts(reference: ReferenceProfile, window: Window) -> list[Distribu
     out = []
     for name in FEATURE_NAMES:
         ref = reference.feature(name)
-        values = window.features[name]
+        summary = window.summary(name)
         var = ref.get("var")
         drift = distribution_drift(
             name,
             ref["kind"],
-            values,
+            window.features[name],
             reference.binning(name),
             np.sqrt(var) if var else None,
             float(ref.get("deff", 1.0)),
-            window.design_effect(values),
+            summary.deff,
         )
-        missing = np.isnan(values)
         rows_ref = float(ref["rows"]) / float(ref.get("missing_deff", 1.0))
-        rows_cur = window.rows / window.design_effect(missing.astype(np.float64))
+        rows_cur = window.rows / summary.missing_deff
         missing_ref = float(ref["missing_share"])
-        missing_cur = float(missing.mean()) if window.rows else 0.0
+        missing_cur = summary.missing / window.rows if window.rows else 0.0
         drift.missing_reference = missing_ref
         drift.missing_current = missing_cur
         drift.missing_p_value = two_proportion_pvalue(
@@ -222,9 +221,8 @@ def physiology_shifts(
     for name, tolerance in physiology_tolerances(settings).items():
         assert name in PHYSIOLOGY_FEATURES
         ref = reference.feature(name)
-        values = window.features[name]
-        present = values[~np.isnan(values)]
-        n = len(present)
+        summary = window.summary(name)
+        n = summary.n
         if n < 2 or ref.get("mean") is None or ref.get("var") is None:
             out.append(
                 PhysiologyShift(
@@ -232,15 +230,14 @@ def physiology_shifts(
                 )
             )
             continue
-        mean, var = float(present.mean()), float(present.var(ddof=1))
+        assert summary.mean is not None and summary.var is not None
+        mean, var = summary.mean, summary.var
         ref_mean, ref_var = float(ref["mean"]), float(ref["var"])
         # Effective sizes: a user's nights are correlated, so n rows are worth fewer people.
         ref_n = float(ref["n"]) / float(ref.get("deff", 1.0))
-        n = n / window.design_effect(values)
-        diff, lower, upper = mean_difference_interval(mean, var, n, ref_mean, ref_var, ref_n, z)
-        flagged = len(present) >= settings.monitor_min_samples and (
-            lower > tolerance or upper < -tolerance
-        )
+        n_eff = n / summary.deff
+        diff, lower, upper = mean_difference_interval(mean, var, n_eff, ref_mean, ref_var, ref_n, z)
+        flagged = n >= settings.monitor_min_samples and (lower > tolerance or upper < -tolerance)
         out.append(
             PhysiologyShift(
                 name=name,
@@ -250,9 +247,9 @@ def physiology_shifts(
                 lower=lower,
                 upper=upper,
                 reference_half_width=z * float(np.sqrt(ref_var / ref_n)),
-                current_half_width=z * float(np.sqrt(var / n)),
+                current_half_width=z * float(np.sqrt(var / n_eff)),
                 tolerance=tolerance,
-                n_current=len(present),
+                n_current=n,
                 flagged=bool(flagged),
             )
         )
@@ -303,7 +300,7 @@ def prediction_drift(
             binning,
             np.sqrt(var) if var else None,
             float(ref_scores.get("deff", 1.0)),
-            window.design_effect(window.scores),
+            window.summary(SCORE_COLUMN).deff,
         )
     ref_rate = reference.alert_rate(threshold) if threshold is not None else None
     scored = window.scored_mask

@@ -1,19 +1,23 @@
 """The live window as numpy arrays: converted once, shared by every signal.
 
-A window arrives as a contract-format DataFrame (from the feature store, or a file given with
-``--current``). Signals need float columns, integer segment codes, scores, alerts and labels;
-converting each once keeps the monitor at a few passes over memory per column.
+A window comes from the blob feature store (:mod:`fatigue_guard.monitoring.live`, Arrow straight
+to these arrays) or as a contract-format DataFrame (a file given with ``--current``,
+:func:`prepare_window`). Signals need float columns, integer segment codes, scores, alerts and
+labels; converting each once, and summarising each column once (:meth:`Window.summary`), keeps
+the monitor at a few passes over memory per column.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from fatigue_guard.contract.features import FEATURE_NAMES, LABEL_COLUMN, SEGMENT_COLUMNS
 from fatigue_guard.monitoring.stats import design_effect
+from fatigue_guard.monitoring.summary import ColumnSummary, Grouping, build_grouping, summarise
 
 SCORE_COLUMN = "probability"
 ALERT_COLUMN = "alert"
@@ -47,10 +51,27 @@ class Window:
     # user_id as integer codes (clusters for the design effect), and how many users.
     user_codes: np.ndarray | None = None
     users: int = 0
+    _summaries: dict[str, ColumnSummary] = field(default_factory=dict, init=False, repr=False)
 
     def design_effect(self, values: np.ndarray) -> float:
         """How much the rows of one user repeat themselves for ``values`` (>= 1)."""
         return design_effect(self.user_codes, values, self.users)
+
+    @cached_property
+    def grouping(self) -> Grouping:
+        """Rows grouped by (user, segment cell): built once, shared by every summary."""
+        segments = {name: (s.codes, len(s.values)) for name, s in self.segments.items()}
+        return build_grouping(self.rows, self.user_codes, self.users, segments)
+
+    def summary(self, name: str) -> ColumnSummary:
+        """Moments, design effects and per-segment moments of a feature (or of ``SCORE_COLUMN``),
+        computed on first use: feature drift, physiology, the segment screen, attribution and
+        data quality all read the same one."""
+        if name not in self._summaries:
+            values = self.scores if name == SCORE_COLUMN else self.features[name]
+            assert values is not None, f"the window has no {name}"
+            self._summaries[name] = summarise(values, self.grouping)
+        return self._summaries[name]
 
     @property
     def scored_mask(self) -> np.ndarray:
