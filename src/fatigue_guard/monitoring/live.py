@@ -2,21 +2,24 @@
 
 :meth:`Storage.read_live_dataset` builds a full DataFrame (every column, a Python string per
 row, a label lookup per row): right for retraining, several times what the monitor can afford at
-a million rows. This reader
+a million rows. This reader works file by file:
 
-- reads only the columns the signals use, and the string columns as Arrow dictionaries decoded
-  from Parquet's own dictionary pages: an integer code per row, no string per row, no hashing;
-- filters by event time only the files that straddle an end of the window;
-- checks ``event_id`` uniqueness with one hash pass and deduplicates only when a retried batch
-  overlapped another;
-- joins the feedback labels by looking each row's id up in the (small) set of labelled ids;
-- converts Arrow to numpy column by column, releasing each Arrow column once converted, so the
-  peak holds the window about once (no pandas detour).
+- it reads only the columns the signals use, the string columns as Arrow dictionaries decoded
+  from Parquet's own dictionary pages, so a string column costs an integer code per row (mapped
+  to window-wide codes through each file's small dictionary), never a string per row;
+- it filters by event time only the files that straddle an end of the window;
+- it converts each file to numpy as soon as it is read and concatenates at the end, so Arrow
+  never holds the whole window beside its numpy copy (no pandas detour either);
+- it checks ``event_id`` uniqueness with one hash pass and deduplicates only when a retried batch
+  overlapped another, and joins the feedback labels by looking each row's id up in the (small)
+  set of labelled ids.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -35,24 +38,20 @@ from fatigue_guard.monitoring.window import (
 )
 from fatigue_guard.storage.blob import BlobNotFound
 from fatigue_guard.storage.factory import Storage
-from fatigue_guard.storage.feature_store import dedupe_by_event_id
+from fatigue_guard.storage.feature_store import first_rows_by_event_id
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _TEXT = ("user_id", "model_version", *SEGMENT_COLUMNS)
-COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "measured_at",
-    *FEATURE_NAMES,
-    SCORE_COLUMN,
-    ALERT_COLUMN,
-    *_TEXT,
-)
-# Files fetched and decoded at once: Parquet decoding releases the GIL, and a remote blob store
-# answers faster in parallel; two matches the cores the monitor is sized for.
+_FLOATS = (*FEATURE_NAMES, SCORE_COLUMN)
+COLUMNS: tuple[str, ...] = ("event_id", "measured_at", *_FLOATS, ALERT_COLUMN, *_TEXT)
+# Files fetched and decoded at once: Parquet decoding releases the GIL and a remote blob store
+# answers faster in parallel; two matches the cores the monitor is sized for, and bounds the
+# Arrow tables alive at any time.
 READ_THREADS = 2
 
 
 def _read(storage: Storage, key: str, start: datetime, end: datetime) -> pa.Table | None:
+    """One batch file's rows measured in ``[start, end)`` (``None`` if it vanished)."""
     import pyarrow.parquet as pq
 
     try:
@@ -77,17 +76,81 @@ def _read(storage: Storage, key: str, start: datetime, end: datetime) -> pa.Tabl
     return table.filter(in_window)
 
 
-def _codes(column: pa.ChunkedArray) -> Segment:
-    """Integer code per row of a dictionary column whose chunks share one dictionary; nulls get
-    the last code, named :data:`MISSING_SEGMENT`."""
-    values = [str(v) for v in column.chunk(0).dictionary.to_pylist()]
-    null = len(values)
-    codes = np.concatenate(
-        [pc.fill_null(chunk.indices, null).to_numpy().astype(np.int64) for chunk in column.chunks]
-    )
-    if column.null_count:
-        values.append(MISSING_SEGMENT)
-    return Segment(codes=codes, values=values)
+def _in_order(
+    read: Callable[[str], pa.Table | None], keys: Iterable[str], threads: int
+) -> Iterator[pa.Table]:
+    """``read(key)`` for each key, in order, with at most ``threads`` files in flight (a plain
+    ``pool.map`` would read every file ahead and hold them all)."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque[Future[pa.Table | None]] = deque()
+        for key in keys:
+            pending.append(pool.submit(read, key))
+            if len(pending) > threads:
+                table = pending.popleft().result()
+                if table is not None:
+                    yield table
+        while pending:
+            table = pending.popleft().result()
+            if table is not None:
+                yield table
+
+
+class _Vocabulary:
+    """Window-wide integer codes for one string column, filled file by file."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str | None, int] = {}
+
+    def encode(self, column: pa.ChunkedArray) -> np.ndarray:
+        """Code per row; a null is a value of its own (:data:`MISSING_SEGMENT`)."""
+        parts = []
+        for chunk in column.chunks:
+            if not pa.types.is_dictionary(chunk.type):  # a file written without dictionary
+                chunk = pc.dictionary_encode(chunk)
+            words = chunk.dictionary.to_pylist()
+            lookup = [self._codes.setdefault(w, len(self._codes)) for w in words]
+            if chunk.null_count:
+                lookup.append(self._codes.setdefault(None, len(self._codes)))
+            indices = pc.fill_null(chunk.indices, len(words)).to_numpy()
+            parts.append(np.asarray(lookup, dtype=np.int64)[indices])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    @property
+    def values(self) -> list[str]:
+        """The value of each code."""
+        return [MISSING_SEGMENT if w is None else str(w) for w in self._codes]
+
+
+class _Columns:
+    """The window's columns as numpy parts, one per file, concatenated at the end."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.event_ids: list[pa.ChunkedArray] = []
+        self.vocabularies = {name: _Vocabulary() for name in _TEXT}
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        self.event_ids.append(table["event_id"])
+        converted = {name: table[name].to_numpy() for name in _FLOATS}
+        converted[ALERT_COLUMN] = pc.fill_null(table[ALERT_COLUMN], False).to_numpy()
+        stamps = table["measured_at"].cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+        converted["measured_at"] = stamps.to_numpy()
+        for name in _TEXT:
+            converted[name] = self.vocabularies[name].encode(table[name])
+        for name, array in converted.items():
+            self.parts.setdefault(name, []).append(array)
+
+    def take(self, name: str, rows: np.ndarray | None) -> np.ndarray:
+        """Column ``name`` whole (its parts are released), or only ``rows`` of it."""
+        parts = self.parts.pop(name)
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        del parts
+        return whole if rows is None else whole[rows]
+
+    def segment(self, name: str, rows: np.ndarray | None) -> Segment:
+        return Segment(codes=self.take(name, rows), values=self.vocabularies[name].values)
 
 
 def _labels(
@@ -117,45 +180,39 @@ def read_live_window(
     as the :class:`Window` that :func:`prepare_window` would build from the same rows."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     keys = storage.feature_store.keys_between(start, end, features_version)
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        tables = [
-            t for t in pool.map(lambda k: _read(storage, k, start, end), keys) if t is not None
-        ]
-    if not tables or not sum(t.num_rows for t in tables):
+    columns = _Columns()
+    for table in _in_order(lambda key: _read(storage, key, start, end), keys, READ_THREADS):
+        if table.num_rows:
+            columns.add(table)
+    if not columns.rows:
         empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in COLUMNS})
         return prepare_window(empty, None, model_version)
-    # One dictionary per string column across files, so a code means the same value everywhere.
-    table = pa.concat_tables(tables, promote_options="default").unify_dictionaries()
-    del tables
-    if len(pc.unique(table["event_id"])) < table.num_rows:
-        table = dedupe_by_event_id(table)  # a retried batch overlapped another
-    labels = _labels(storage, table["event_id"], start, end)
-    columns = {name: table.column(name) for name in table.column_names if name != "event_id"}
-    rows = table.num_rows
-    del table  # from here each Arrow column is freed as soon as it is converted
+    event_ids = pa.chunked_array([c for ids in columns.event_ids for c in ids.chunks])
+    columns.event_ids.clear()
+    keep = None
+    if len(pc.unique(event_ids)) < len(event_ids):  # a retried batch overlapped another
+        keep = first_rows_by_event_id(event_ids).to_numpy()
+        event_ids = event_ids.take(keep)
+    labels = _labels(storage, event_ids, start, end)
+    del event_ids
+    rows = len(labels)
 
-    def take(name: str) -> pa.ChunkedArray:
-        return columns.pop(name)
-
-    features = {name: take(name).to_numpy() for name in FEATURE_NAMES}
-    scores = take(SCORE_COLUMN).to_numpy()
-    alerts = pc.fill_null(take(ALERT_COLUMN), False).to_numpy()
-    measured = take("measured_at").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
-    users = _codes(take("user_id"))
-    versions = _codes(take("model_version"))
+    scores = columns.take(SCORE_COLUMN, keep)
+    versions = columns.segment("model_version", keep)
     scored = None
     if model_version is not None:  # only the monitored version's predictions are its scores
         match = [i for i, v in enumerate(versions.values) if v == str(model_version)]
         scored = versions.codes == match[0] if match else np.zeros(rows, dtype=bool)
         scores = np.where(scored, scores, np.nan)
+    users = columns.segment("user_id", keep)
     return Window(
         rows=rows,
-        features=features,
-        segments={name: _codes(take(name)) for name in SEGMENT_COLUMNS},
+        features={name: columns.take(name, keep) for name in FEATURE_NAMES},
+        segments={name: columns.segment(name, keep) for name in SEGMENT_COLUMNS},
         scores=scores,
-        alerts=alerts,
+        alerts=columns.take(ALERT_COLUMN, keep),
         labels=labels,
-        measured_ns=measured,
+        measured_ns=columns.take("measured_at", keep),
         scored=scored,
         user_codes=users.codes,
         users=len(users.values),

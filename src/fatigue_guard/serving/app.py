@@ -7,6 +7,7 @@ string) exactly the way ``fatigue-guard serve`` does, so what is tested is what 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,38 @@ def _bind_storage_metrics(state: ServingState) -> None:
     )
 
 
+class _Monitoring:
+    """The scheduled monitor, its retraining worker and edge publishing, for one API process."""
+
+    def __init__(self, state: ServingState) -> None:
+        from fatigue_guard.edge.publish import install_edge_publisher
+        from fatigue_guard.monitoring import MonitorScheduler, run_monitor
+        from fatigue_guard.pipeline.trigger import BackgroundRetrainer
+
+        assert state.storage is not None
+        self.retrainer = BackgroundRetrainer(state.settings, state.storage)
+        self.scheduler = MonitorScheduler(
+            state.settings,
+            self.retrainer,
+            run=functools.partial(run_monitor, storage=state.storage),
+        )
+        # A retrain in this process promotes here, so this process publishes the edge bundle.
+        self._publisher = install_edge_publisher(state.settings)
+
+    def stop(self) -> None:
+        from fatigue_guard.registry import remove_deployment_listener
+
+        self.scheduler.stop()
+        remove_deployment_listener(self._publisher)
+
+
+def _start_monitoring(state: ServingState) -> _Monitoring:
+    monitoring = _Monitoring(state)
+    monitoring.scheduler.start()  # no-op when FATIGUE_GUARD_MONITOR_ENABLED=false
+    state.monitoring = monitoring
+    return monitoring
+
+
 def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
     """Build the API. ``storage`` replaces the data plane built from ``settings`` (tests)."""
     settings = settings or get_settings()
@@ -107,9 +140,11 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             lambda outcome: state.metrics.observe_model(state.models, outcome),
         )
         watcher.start()
+        monitor = _start_monitoring(state)
         try:
             yield
         finally:
+            monitor.stop()
             watcher.stop()
             if owns_storage:
                 state.storage.stop()

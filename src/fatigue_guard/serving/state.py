@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -25,6 +25,7 @@ class ServingState:
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     storage: Storage | None = None
     auth: AuthServices | None = None
+    monitoring: Any = None  # serving.app._Monitoring once started (scheduler + retrainer)
     edge_thresholds: VersionThresholds = field(init=False)
 
     def __post_init__(self) -> None:

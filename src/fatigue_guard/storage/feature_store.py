@@ -90,19 +90,27 @@ def _from_parquet(data: bytes) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
 
 
-def dedupe_by_event_id(table: pa.Table) -> pa.Table:
-    """Keep the first row of each event_id (a retried batch may overlap another)."""
-    if table.num_rows == 0:
-        return table
-    index = pa.array(range(table.num_rows), pa.int64())
+def first_rows_by_event_id(event_ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Row number of the first occurrence of each distinct id, ascending.
+
+    Split out of :func:`dedupe_by_event_id` so the monitor, which holds its columns as numpy
+    arrays rather than one table, can apply the same deduplication to each of them.
+    """
+    index = pa.array(range(len(event_ids)), pa.int64())
     firsts = (
-        table.select(["event_id"])
-        .append_column("_row", index)
+        pa.table({"event_id": event_ids, "_row": index})
         .group_by("event_id", use_threads=False)
         .aggregate([("_row", "min")])
         .column("_row_min")
     )
-    return table.take(pc.take(firsts, pc.sort_indices(firsts)))
+    return pc.take(firsts, pc.sort_indices(firsts)).combine_chunks()
+
+
+def dedupe_by_event_id(table: pa.Table) -> pa.Table:
+    """Keep the first row of each event_id (a retried batch may overlap another)."""
+    if table.num_rows == 0:
+        return table
+    return table.take(first_rows_by_event_id(table["event_id"]))
 
 
 class FeatureStore:

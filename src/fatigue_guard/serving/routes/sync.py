@@ -70,7 +70,9 @@ async def sync_events(
             rejected.append({"index": index, "errors": errors})
             continue
         threshold = await run_in_threadpool(
-            state.edge_thresholds.threshold_for, event.prediction.model_version
+            state.edge_thresholds.threshold_for,
+            event.prediction.model_version,
+            state.storage.blobs if state.storage else None,
         )
         if threshold is None:
             errors = [{"field": "prediction.model_version", "message": "unknown model version"}]
