@@ -69,6 +69,22 @@ def test_live_window_read_from_the_blob_store(
     )
     assert report.rows == len(scenario.window)
     assert "hrv_rmssd_ms" in {f.name for f in report.drifted_features}
+
+    # A retried batch that overlapped another: its rows are counted once.
+    key = storage.feature_store.keys_between(end - timedelta(days=7, seconds=1), end)[0]
+    storage.blobs.put(key.replace("bench-", "retry-"), storage.blobs.get(key))
+    again = run_monitor(
+        settings,
+        now=end,
+        window=timedelta(days=7, seconds=1),
+        reference=scenario.reference,
+        threshold=scenario.threshold,
+        store=False,
+        html=False,
+        storage=storage,
+    )
+    assert again.rows == report.rows
+    assert again.as_dict()["features"] == report.as_dict()["features"]
     assert report.performance.labels == 0  # no feedback in SQL: performance waits for labels
     assert report.performance.estimated_precision is not None
     storage.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sp
 
+from fatigue_guard.monitoring.event_ids import all_distinct
 from fatigue_guard.monitoring.stats import (
     benjamini_hochberg,
     bin_counts,
@@ -51,3 +52,37 @@ def test_design_effect_one_for_independent_rows_large_for_repeats() -> None:
     trait = np.repeat(rng.normal(size=200), 28) + 0.1 * rng.normal(size=len(users))
     assert design_effect(users, trait, 200) > 20
     assert design_effect(None, trait, 0) == 1.0
+
+
+def test_bin_counts_equal_a_binary_search_per_value() -> None:
+    rng = np.random.default_rng(2)
+    values = np.round(rng.lognormal(3.5, 0.5, size=50_000), 1)  # ties on the edges
+    values[::17] = np.nan
+    for edges in (
+        np.unique(np.quantile(values[~np.isnan(values)], np.linspace(0.01, 0.99, 99))),
+        np.arange(25.0),  # one bin per integer value
+        np.array([1.0, 1.0 + 1e-12, 30.0]),  # edges closer than a grid cell
+        np.array([5.0]),
+        np.zeros(0),
+    ):
+        present = values[~np.isnan(values)]
+        expected = np.bincount(
+            np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1
+        )
+        assert bin_counts(values, edges).tolist() == expected.tolist()
+
+
+def test_all_distinct_event_ids() -> None:
+    import uuid
+
+    import pyarrow as pa
+
+    ids = [str(uuid.uuid4()) for _ in range(5_000)]
+    mixed = ids[:2_500] + [f"{i}-{u}" for i, u in enumerate(ids[2_500:])]  # varying widths
+    for column in (ids, mixed):
+        chunks = pa.chunked_array([pa.array(column[:3_000]), pa.array(column[3_000:])])
+        assert all_distinct(chunks)
+        retried = pa.chunked_array([*chunks.chunks, pa.array(column[4_000:4_010])])
+        assert not all_distinct(retried)
+    assert not all_distinct(pa.chunked_array([pa.array(["a", "bb", "a"])]))
+    assert all_distinct(pa.chunked_array([pa.array(["a", "a\x00", ""])]))

@@ -10,9 +10,9 @@ a million rows. This reader works file by file:
 - it filters by event time only the files that straddle an end of the window;
 - it converts each file to numpy as soon as it is read and concatenates at the end, so Arrow
   never holds the whole window beside its numpy copy (no pandas detour either);
-- it checks ``event_id`` uniqueness with one hash pass and deduplicates only when a retried batch
-  overlapped another, and joins the feedback labels by looking each row's id up in the (small)
-  set of labelled ids.
+- it checks ``event_id`` uniqueness (:mod:`fatigue_guard.monitoring.event_ids`) and deduplicates
+  only when a retried batch overlapped another, and joins the feedback labels by looking each
+  row's id up in the (small) set of labelled ids.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, SEGMENT_COLUMNS
+from fatigue_guard.monitoring.event_ids import all_distinct
 from fatigue_guard.monitoring.window import (
     ALERT_COLUMN,
     MISSING_SEGMENT,
@@ -95,50 +96,46 @@ def _in_order(
                 yield table
 
 
-class _Vocabulary:
-    """Window-wide integer codes for one string column, filled file by file."""
+def _codes(chunks: list[pa.Array]) -> Segment:
+    """Window-wide integer codes of a string column read file by file as dictionary chunks.
 
-    def __init__(self) -> None:
-        self._codes: dict[str | None, int] = {}
-
-    def encode(self, column: pa.ChunkedArray) -> np.ndarray:
-        """Code per row; a null is a value of its own (:data:`MISSING_SEGMENT`)."""
-        parts = []
-        for chunk in column.chunks:
-            if not pa.types.is_dictionary(chunk.type):  # a file written without dictionary
-                chunk = pc.dictionary_encode(chunk)
-            words = chunk.dictionary.to_pylist()
-            lookup = [self._codes.setdefault(w, len(self._codes)) for w in words]
-            if chunk.null_count:
-                lookup.append(self._codes.setdefault(None, len(self._codes)))
-            indices = pc.fill_null(chunk.indices, len(words)).to_numpy()
-            parts.append(np.asarray(lookup, dtype=np.int64)[indices])
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-    @property
-    def values(self) -> list[str]:
-        """The value of each code."""
-        return [MISSING_SEGMENT if w is None else str(w) for w in self._codes]
+    Arrow unifies the files' dictionaries (a hash pass over the small dictionaries, not over
+    the rows) and remaps each file's indices; a null is a value of its own, named
+    :data:`MISSING_SEGMENT`.
+    """
+    chunks = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks]
+    unified = pa.table({"c": pa.chunked_array(chunks)}).unify_dictionaries()["c"]
+    values = [str(v) for v in unified.chunk(0).dictionary.to_pylist()]
+    missing = len(values)
+    codes = np.concatenate(
+        [pc.fill_null(c.indices, missing).to_numpy().astype(np.int64) for c in unified.chunks]
+    )
+    if unified.null_count:
+        values.append(MISSING_SEGMENT)
+    return Segment(codes=codes, values=values)
 
 
 class _Columns:
-    """The window's columns as numpy parts, one per file, concatenated at the end."""
+    """The window's columns, one part per file, joined at the end: floats as numpy, strings
+    as Arrow dictionary chunks (an int32 index per row), event ids as Arrow strings."""
 
     def __init__(self) -> None:
         self.parts: dict[str, list[np.ndarray]] = {}
-        self.event_ids: list[pa.ChunkedArray] = []
-        self.vocabularies = {name: _Vocabulary() for name in _TEXT}
+        self.text: dict[str, list[pa.Array]] = {name: [] for name in _TEXT}
+        self.event_ids: list[pa.Array] = []
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
-        self.event_ids.append(table["event_id"])
-        converted = {name: table[name].to_numpy() for name in _FLOATS}
+        self.event_ids.extend(table["event_id"].chunks)
+        for name in _TEXT:
+            self.text[name].extend(table[name].chunks)
+        # Copies, not views of Arrow buffers: a view would pin its file's Arrow memory and
+        # fragment the pool that the next file reuses.
+        converted = {name: np.array(table[name].to_numpy()) for name in _FLOATS}
         converted[ALERT_COLUMN] = pc.fill_null(table[ALERT_COLUMN], False).to_numpy()
         stamps = table["measured_at"].cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
         converted["measured_at"] = stamps.to_numpy()
-        for name in _TEXT:
-            converted[name] = self.vocabularies[name].encode(table[name])
         for name, array in converted.items():
             self.parts.setdefault(name, []).append(array)
 
@@ -150,7 +147,10 @@ class _Columns:
         return whole if rows is None else whole[rows]
 
     def segment(self, name: str, rows: np.ndarray | None) -> Segment:
-        return Segment(codes=self.take(name, rows), values=self.vocabularies[name].values)
+        segment = _codes(self.text.pop(name))
+        if rows is not None:
+            segment.codes = segment.codes[rows]
+        return segment
 
 
 def _labels(
@@ -187,10 +187,10 @@ def read_live_window(
     if not columns.rows:
         empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in COLUMNS})
         return prepare_window(empty, None, model_version)
-    event_ids = pa.chunked_array([c for ids in columns.event_ids for c in ids.chunks])
+    event_ids = pa.chunked_array(columns.event_ids)
     columns.event_ids.clear()
     keep = None
-    if len(pc.unique(event_ids)) < len(event_ids):  # a retried batch overlapped another
+    if not all_distinct(event_ids):  # a retried batch overlapped another
         keep = first_rows_by_event_id(event_ids).to_numpy()
         event_ids = event_ids.take(keep)
     labels = _labels(storage, event_ids, start, end)

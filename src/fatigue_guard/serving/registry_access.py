@@ -5,19 +5,30 @@ together: "the registry says there is no production model" (authoritative) and "
 not answer" (an outage: keep serving what we have, fall back to the disk cache at start-up). It
 must also never wait minutes on MLflow's HTTP retry policy, and never create an empty registry
 (MLflow would silently create a missing SQLite file and report "no model").
+
+It asks as little as it can: the watcher thread shares the GIL with the request path, and
+every MLflow store query is Python work that requests wait behind. A poll is one alias lookup;
+a new version costs one run lookup plus two file downloads (MLflow's ``runs:/`` resolution, used
+per artifact, would look the run up four times and the experiment three times).
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fatigue_guard.config import Settings
-from fatigue_guard.registry.models import RegisteredModel
+from fatigue_guard.registry.models import GOLDEN_ARTIFACT, ONNX_ARTIFACT, RegisteredModel
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 PROBE_TIMEOUT_S = 2.0
 # MLflow's defaults retry an HTTP call for minutes; a poll that hangs that long would also hold
@@ -71,6 +82,20 @@ def probe(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
             raise RegistryUnavailable(f"MLflow store {path} does not exist")
 
 
+def _client(settings: Settings) -> MlflowClient:
+    """A read-only client of the configured store.
+
+    Not :func:`~fatigue_guard.registry.tracking.configure_mlflow`: that also makes sure the
+    experiment exists (a query per call, and a write serving has no business doing) and
+    re-points MLflow's process-wide URIs on every poll. MLflow caches the store per URI, so a
+    client per call is cheap.
+    """
+    from mlflow import MlflowClient
+
+    uri = settings.effective_mlflow_tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def production_model(settings: Settings, alias: str = "production") -> RegisteredModel | None:
     """The version behind ``alias``; ``None`` only when the registry says there is none."""
     from mlflow.exceptions import MlflowException
@@ -81,12 +106,10 @@ def production_model(settings: Settings, alias: str = "production") -> Registere
     )
 
     from fatigue_guard.registry.models import model_from_version
-    from fatigue_guard.registry.tracking import configure_mlflow
 
     probe(settings)
     try:
-        client = configure_mlflow(settings)
-        mv = client.get_model_version_by_alias(settings.registered_model_name, alias)
+        mv = _client(settings).get_model_version_by_alias(settings.registered_model_name, alias)
     except MlflowException as exc:
         # An unknown model is "does not exist"; an unknown alias is "invalid parameter".
         if exc.error_code in (
@@ -101,9 +124,41 @@ def production_model(settings: Settings, alias: str = "production") -> Registere
 
 
 def fetch_artifacts(settings: Settings, model: RegisteredModel) -> VersionArtifacts:
-    """Download the version's ONNX export and golden vectors (either may be missing)."""
-    from fatigue_guard.registry import load_golden, load_onnx_bytes
+    """Download the version's ONNX export and golden vectors (either may be missing).
 
-    return VersionArtifacts(
-        onnx=load_onnx_bytes(settings, model), golden=load_golden(settings, model)
-    )
+    The run is looked up once for its artifact root; both files are then read from that root
+    directly (local folder, ``mlflow-artifacts:`` through the server, or a blob store).
+    """
+    root = _client(settings).get_run(model.run_id).info.artifact_uri.rstrip("/")
+    uri = settings.effective_mlflow_tracking_uri
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = _download(f"{root}/{ONNX_ARTIFACT}", uri, Path(tmp) / "onnx")
+        golden = _download(f"{root}/{GOLDEN_ARTIFACT}", uri, Path(tmp) / "golden")
+        return VersionArtifacts(
+            onnx=onnx.read_bytes() if onnx else None,
+            golden=_golden(json.loads(golden.read_text())) if golden else None,
+        )
+
+
+def _download(artifact_uri: str, tracking_uri: str, folder: Path) -> Path | None:
+    """One artifact file into ``folder``; ``None`` if the version has no such artifact."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    folder.mkdir()
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(folder), tracking_uri=tracking_uri
+            )
+        )
+    except (MlflowException, OSError):
+        return None
+    return local if local.is_file() else None
+
+
+def _golden(doc: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
+    """Golden vectors as training logs them (:func:`fatigue_guard.registry.load_golden`'s format):
+    float32 rows in contract order with ``None`` = null, and the pipeline's probabilities."""
+    rows = [[np.nan if v is None else v for v in row] for row in doc["rows"]]
+    return np.array(rows, np.float32), np.asarray(doc["probabilities"], dtype=np.float64)
