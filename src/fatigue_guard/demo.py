@@ -249,7 +249,7 @@ def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> 
     summary.rows = {
         "model": f"{result.registered.name} v{result.registered.version} ({result.alias})",
         "training rows / users": f"{result.rows:,} / {result.users:,}",
-        "threshold (chosen on held-out data)": f"{result.threshold:.3f}",
+        "threshold (chosen on out-of-fold scores)": f"{result.threshold:.3f}",
         "precision floor": f"{settings.precision_floor:.2f}",
         "held-out precision at threshold": f"{holdout['precision']:.3f}",
         "held-out recall at threshold": f"{holdout['recall']:.3f}",

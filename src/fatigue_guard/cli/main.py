@@ -36,6 +36,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # MLflow logs its own store migrations at INFO on every fresh store.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 app.command("demo")(demo)
