@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
 from fatigue_guard.edge.manifest import EdgeManifest
+from fatigue_guard.files import atomic_write
 from fatigue_guard.serving.inference import OnnxPredictor
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class ModelStore:
         """Verify ``data`` against ``manifest``, write it, switch to it; raises ModelRefused."""
         predictor = verify(manifest, data)
         path = self._file_path(manifest)
-        _atomic_write(path, data)
+        atomic_write(path, data)
         self._write_pointer(manifest, etag)
         self.current = InstalledModel(manifest, predictor, etag)
         self._prune(keep=path)
@@ -82,7 +81,7 @@ class ModelStore:
 
     def _write_pointer(self, manifest: EdgeManifest, etag: str | None) -> None:
         doc = {"manifest": manifest.model_dump(mode="json"), "etag": etag}
-        _atomic_write(self._pointer, json.dumps(doc).encode())
+        atomic_write(self._pointer, json.dumps(doc).encode())
 
     def _load_installed(self) -> InstalledModel | None:
         if not self._pointer.exists():
@@ -120,16 +119,3 @@ def verify(manifest: EdgeManifest, data: bytes) -> OnnxPredictor:
         raise ModelRefused(f"file does not load as an ONNX model: {exc}") from exc
     predictor.warm_up()
     return predictor
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

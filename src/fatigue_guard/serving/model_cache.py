@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fatigue_guard.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +53,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
-
-
 class ModelCache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -89,7 +71,7 @@ class ModelCache:
         """Make ``version`` the one to start from."""
         self.root.mkdir(parents=True, exist_ok=True)
         model_file = f"{name}-v{version}.onnx"
-        _atomic_write(self.root / model_file, onnx)
+        atomic_write(self.root / model_file, onnx)
         manifest = {
             "name": name,
             "version": version,
@@ -107,7 +89,7 @@ class ModelCache:
                 "probabilities": [float(p) for p in golden[1]],
             },
         }
-        _atomic_write(self.root / MANIFEST, json.dumps(manifest).encode())
+        atomic_write(self.root / MANIFEST, json.dumps(manifest).encode())
         self._prune(keep={model_file})
 
     def load(self) -> CachedModel | None:

@@ -8,13 +8,13 @@ none, never half a file.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, LinearRetry
+
+from fatigue_guard.files import TEMP_PREFIX, atomic_write
 
 
 class BlobNotFound(KeyError):
@@ -56,17 +56,7 @@ class LocalBlobStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a temp file in the same folder, fsync, then rename: atomic on POSIX.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 
     def get(self, key: str) -> bytes:
         try:
@@ -80,7 +70,7 @@ class LocalBlobStore:
         keys = (
             p.relative_to(self.root).as_posix()
             for p in self.root.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith(TEMP_PREFIX)
         )
         return sorted(k for k in keys if k.startswith(prefix))
 
