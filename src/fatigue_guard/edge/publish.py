@@ -34,9 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -64,6 +62,7 @@ from fatigue_guard.registry import (
     on_deployment,
     remove_deployment_listener,
 )
+from fatigue_guard.registry.lineage import training_file
 from fatigue_guard.registry.models import TAG_TRAIN_CUTOFF, load_holdout
 from fatigue_guard.registry.tracking import configure_mlflow
 from fatigue_guard.storage.blob import BlobStore
@@ -201,10 +200,9 @@ def training_rows(
     cutoff = (client.get_model_version(registered.name, registered.version).tags or {}).get(
         TAG_TRAIN_CUTOFF
     )
-    parsed = urlparse(source)
-    if parsed.scheme != "file":
+    path = training_file(tags)
+    if path is None:
         return f"the run was trained from {source or 'an unrecorded source'}, not a file"
-    path = Path(unquote(parsed.path))
     if not path.is_file():
         return f"{path} no longer exists"
     if digest and file_sha256(path) != digest:

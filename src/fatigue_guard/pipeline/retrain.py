@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -65,15 +64,12 @@ def baseline_frame(settings: Settings) -> pd.DataFrame | None:
 
 def production_training_source(settings: Settings) -> Path | None:
     from fatigue_guard.registry import configure_mlflow, get_model_by_alias
+    from fatigue_guard.registry.lineage import training_file
 
     model = get_model_by_alias(settings, "production")
     if model is None:
         return None
-    client = configure_mlflow(settings)
-    tags = client.get_run(model.run_id).data.tags
-    source = tags.get("data.source", "").split(" + ")[0]
-    parsed = urlparse(source)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+    return training_file(configure_mlflow(settings).get_run(model.run_id).data.tags)
 
 
 def live_labelled(storage: Storage, settings: Settings, now: datetime) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -71,3 +72,14 @@ def dataset_lineage(
         "features_version": FEATURES_VERSION,
         "simulation": _simulation_provenance(frame),
     }
+
+
+def training_file(run_tags: dict[str, str]) -> Path | None:
+    """The local file a run trained on, from its ``data.source`` tag; ``None`` if not a file.
+
+    The tag may name live records after the file (``file:///x.parquet + live feedback (...)``);
+    only the file part is returned.
+    """
+    source = run_tags.get("data.source", "").split(" + ")[0]
+    parsed = urlparse(source)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
