@@ -175,7 +175,7 @@ class PredictionRecorder:
                 return [exc]
             log.warning("group commit of %d records failed; retrying one by one", len(records))
             return [answer for r in records for answer in self._store_batch([r])]
-        self.flusher.wake()
+        self.flusher.notify(len(inserted))
         first: dict[uuid.UUID, PredictionRecord] = {}
         answers: list[PredictionRecord | BaseException] = []
         for r in records:
@@ -207,7 +207,7 @@ class PredictionRecorder:
             except DB_UNAVAILABLE:
                 self._mark_db_down()
             else:
-                self.flusher.wake()
+                self.flusher.notify(len(inserted))
                 accepted, duplicates, seen = [], [], set()
                 for r in records:
                     if r.event_id in inserted and r.event_id not in seen:
@@ -262,7 +262,7 @@ class PredictionRecorder:
         self._db_down_until = 0.0
         if count:
             log.info("replayed spooled records", extra={"records": count})
-            self.flusher.wake()
+            self.flusher.notify(count)
         with self._recent_lock:
             if not self.spool.has_pending():
                 self._recent_spooled.clear()
