@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from fatigue_guard.storage.bulk_insert import insert_ignoring_conflicts
 from fatigue_guard.storage.records import (
     FeedbackRecord,
     PredictionRecord,
@@ -35,39 +35,10 @@ from fatigue_guard.storage.tables import (
     utcnow,
 )
 
-# Rows per multi-VALUES statement: well under SQLite's and PostgreSQL's bind-parameter limits.
-_INSERT_CHUNK = 500
-
 
 class PredictionNotFound(LookupError):
     """No prediction with this event_id belongs to this user (deliberately the same error when
     it belongs to someone else, so that callers cannot probe other users' data)."""
-
-
-def _insert_ignoring_conflicts(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str
-) -> set[Any]:
-    """Insert ``rows``, silently skipping those whose ``key`` already exists; return the keys
-    actually inserted. One statement per chunk, race-free under concurrent writers."""
-    if not rows:
-        return set()
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        insert = postgresql.insert
-    elif dialect == "sqlite":
-        insert = sqlite.insert
-    else:  # pragma: no cover - only the two supported backends
-        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    # executemany form (parameters passed beside the statement, not baked in with .values()):
-    # the statement compiles once and is cached, and SQLAlchemy's "insertmanyvalues" still sends
-    # multi-row INSERTs with RETURNING. Baking rows in with .values() recompiled every statement,
-    # which cost ~1 ms of CPU per request on the group-commit path (issue 6 item 5).
-    stmt = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-    inserted: set[Any] = set()
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = list(rows[start : start + _INSERT_CHUNK])
-        inserted.update(session.execute(stmt, chunk).scalars())
-    return inserted
 
 
 def _prediction_row(record: PredictionRecord) -> dict[str, Any]:
@@ -126,14 +97,14 @@ class PredictionRepository:
         unique: dict[uuid.UUID, PredictionRecord] = {}
         for record in records:
             unique.setdefault(record.event_id, record)
-        inserted = _insert_ignoring_conflicts(
+        inserted = insert_ignoring_conflicts(
             self.session,
             Prediction.__table__,  # type: ignore[arg-type]
             [_prediction_row(r) for r in unique.values()],
             "event_id",
         )
         now = utcnow()
-        _insert_ignoring_conflicts(
+        insert_ignoring_conflicts(
             self.session,
             OutboxEntry.__table__,  # type: ignore[arg-type]
             [
@@ -193,7 +164,7 @@ class FeedbackRepository:
         if owner is None or owner != record.user_id:
             raise PredictionNotFound(str(record.event_id))
         received_at = record.received_at or utcnow()
-        inserted = _insert_ignoring_conflicts(
+        inserted = insert_ignoring_conflicts(
             self.session,
             Feedback.__table__,  # type: ignore[arg-type]
             [
@@ -428,7 +399,7 @@ class JobLockRepository:
     def try_acquire(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take the lease if it is free or expired; caller commits. ``False`` if held."""
         now = utcnow()
-        taken = _insert_ignoring_conflicts(
+        taken = insert_ignoring_conflicts(
             self.session,
             JobLock.__table__,  # type: ignore[arg-type]
             [{"name": name, "holder": holder, "acquired_at": now, "expires_at": now + ttl}],
