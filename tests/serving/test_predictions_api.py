@@ -131,6 +131,14 @@ def test_health_readiness_and_metrics(api: LiveApi) -> None:
     )
     assert 'fg_http_requests_total{route="/v1/predictions",status="200"}' in text
     assert "fg_outbox_backlog" in text
+    # The answered prediction went through the group-commit writer (the durable path).
+    gauges = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("fg_group_")
+    }
+    assert gauges["fg_group_commits"] >= 1
+    assert gauges["fg_group_committed_records"] >= gauges["fg_group_commits"]
     assert len(FEATURE_NAMES) == 18
 
 

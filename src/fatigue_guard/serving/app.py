@@ -86,6 +86,17 @@ def _bind_storage_metrics(state: ServingState) -> None:
         "Records written to the local spool because the SQL DB was unreachable (cumulative).",
         lambda: recorder.stats().spooled_total,
     )
+    # items / commits is the mean group size: how many requests share one durable commit.
+    state.metrics.bind_gauge(
+        "fg_group_commits",
+        "Durable commits made by the prediction group-commit writer (cumulative).",
+        lambda: recorder.stats().group_commits,
+    )
+    state.metrics.bind_gauge(
+        "fg_group_committed_records",
+        "Predictions made durable by the group-commit writer (cumulative).",
+        lambda: recorder.stats().group_committed_records,
+    )
 
 
 class _Monitoring:
