@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/train_benchmark.py                    # 50k, 200k, 1M rows
     .venv/bin/python benchmarks/train_benchmark.py --rows 50000 --search-budget-s 0
 
+"search" compares candidates on a sample of whole users (``FATIGUE_GUARD_SEARCH_MAX_ROWS``);
+"OOF pass" is the winner's out-of-fold scoring on every training row (0 when nothing was sampled).
 Each size runs in a fresh subprocess so that peak RSS (``ru_maxrss``) belongs to that size alone.
 Data come from the cohort simulator (4 moments/day, 30 days; users scale with rows). MLflow
 writes to a throw-away HOME; nothing is registered.
@@ -69,7 +71,16 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.rows[0], args.search_budget_s, args.n_jobs, args.seed)))
         return
-    columns = ("rows", "simulate", "search", "final fit", "artifacts", "total", "peak RSS")
+    columns = (
+        "rows",
+        "simulate",
+        "search",
+        "OOF pass",
+        "final fit",
+        "artifacts",
+        "total",
+        "peak RSS",
+    )
     print(" ".join(f"{c:>9}" for c in columns))
     for rows in args.rows:
         child = subprocess.run(
@@ -96,6 +107,7 @@ def main() -> None:
             f"{int(r['rows']):,}",
             f"{r['simulate_s']:.1f}s",
             f"{r.get('search_s', nan):.1f}s",
+            f"{r.get('oof_s', nan):.1f}s",
             f"{r.get('final_fit_s', nan):.1f}s",
             f"{r.get('artifacts_s', nan):.1f}s",
             f"{r['train_total_s']:.1f}s",

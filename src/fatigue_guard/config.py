@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     cv_folds: int = Field(default=3, ge=2, description="GroupKFold-by-user folds for OOF scores.")
     n_estimators: int = Field(default=100, ge=1, description="Trees per forest.")
     search_budget_s: float = Field(default=60.0, ge=0.0, description="Hyperparameter search.")
+    search_max_rows: int = Field(
+        default=50_000,
+        ge=100,
+        description="Compare search candidates on at most this many rows (whole users); the "
+        "winner is then scored out-of-fold on every row for the threshold.",
+    )
     threshold_confidence_z: float = Field(
         default=1.645,
         ge=0.0,

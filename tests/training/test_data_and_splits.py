@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from fatigue_guard.contract.features import LABEL_COLUMN
-from fatigue_guard.contract.frame import ContractError
+from fatigue_guard.contract.frame import ContractError, feature_matrix
 from fatigue_guard.training.data import load_training_data
-from fatigue_guard.training.splits import time_split, user_folds
+from fatigue_guard.training.search import search_on_sample
+from fatigue_guard.training.splits import time_split, user_folds, user_subsample
 
 
 def test_time_split_holds_out_the_most_recent_whole_days(small_cohort: pd.DataFrame) -> None:
@@ -31,6 +32,45 @@ def test_user_folds_never_share_a_user(small_cohort: pd.DataFrame) -> None:
         assert not seen & set(users[val_idx])
         seen |= set(users[val_idx])
     assert seen == set(users)
+
+
+def test_user_subsample_takes_whole_users_up_to_the_cap(small_cohort: pd.DataFrame) -> None:
+    users = small_cohort["user_id"].to_numpy()
+    assert user_subsample(users, len(users), seed=0) is None
+    cap = len(users) // 3
+    sample = user_subsample(users, cap, seed=0)
+    assert sample is not None and 0 < len(sample) <= cap
+    chosen = set(users[sample])
+    # Whole users: every row of a chosen user is in, no row of another user is.
+    assert set(np.flatnonzero(np.isin(users, list(chosen)))) == set(sample)
+    assert len(chosen) >= 2
+    again = user_subsample(users, cap, seed=0)
+    assert again is not None and np.array_equal(sample, again)  # seeded
+
+
+def test_search_on_a_sample_scores_the_winner_on_every_row(small_cohort: pd.DataFrame) -> None:
+    X = feature_matrix(small_cohort)
+    y = small_cohort[LABEL_COLUMN].to_numpy(dtype=bool)
+    users = small_cohort["user_id"].to_numpy()
+    folds = user_folds(users, n_splits=2, seed=0)
+    found = search_on_sample(
+        X,
+        y,
+        users,
+        folds,
+        max_rows=len(y) // 2,
+        floor=0.5,
+        confidence_z=0.0,
+        budget_s=0.0,
+        n_estimators=10,
+        seed=0,
+        n_jobs=1,
+    )
+    assert found.sample_rows <= len(y) // 2
+    assert len(found.best_oof) == len(y)
+    # Every row got an out-of-fold score from the full pass, not only the sampled users' rows.
+    assert (found.best_oof > 0).mean() > 0.9
+    assert found.oof_seconds > 0
 
 
 def test_invalid_rows_are_excluded_and_counted_by_rule(small_cohort: pd.DataFrame) -> None:

@@ -49,4 +49,20 @@ def user_folds(groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.nd
         raise ValueError("need at least two users for a by-user split")
     splitter = GroupKFold(n_splits=min(n_splits, n_users), shuffle=True, random_state=seed)
     dummy = np.zeros(len(groups))
-    return list(splitter.split(dummy, groups=groups))
+    # Integer codes, not the user_id strings: on object arrays GroupKFold's shuffled split falls
+    # back to one comparison pass per user (np.isin), minutes at a million rows.
+    codes = np.unique(groups, return_inverse=True)[1]
+    return list(splitter.split(dummy, groups=codes))
+
+
+def user_subsample(groups: np.ndarray, max_rows: int, seed: int) -> np.ndarray | None:
+    """Row positions of whole users, drawn at random (seeded) until ``max_rows`` is reached;
+    ``None`` when every row fits. Whole users, so a by-user split of the sample stays honest."""
+    if len(groups) <= max_rows:
+        return None
+    users, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(users))
+    # Users in random order; keep them while the running row count stays within the cap
+    # (always at least two, the minimum for a by-user split).
+    kept = order[: max(2, int(np.searchsorted(np.cumsum(counts[order]), max_rows, "right")))]
+    return np.flatnonzero(np.isin(inverse, kept))
