@@ -73,6 +73,13 @@ def test_run_logs_metrics_params_and_lineage(trained) -> None:
     assert len(tags["git_commit"]) in (40, 7) or tags["git_commit"] == "unknown"
     assert tags["status"] == "registered"
     assert tags["beats_baselines"] in ("true", "false")
+    # Calibration is measured on every run; the decision travels as tags and in the result.
+    assert tags["calibration.decision"] in ("calibrate", "keep_raw")
+    assert tags["calibration.decision"] == result.calibration["decision"]
+    assert tags["calibration.reason"] == result.calibration["reason"]
+    for form in ("raw", "sigmoid", "isotonic"):
+        assert f"calibration.{form}.brier" in metrics
+        assert f"calibration.{form}.precision_std" in metrics
 
 
 def test_run_logs_artifacts(trained) -> None:
@@ -92,6 +99,7 @@ def test_run_logs_artifacts(trained) -> None:
         "holdout/holdout.parquet",
         "threshold.json",
         "search/trials.json",
+        "calibration/assessment.json",
     }
     assert expected <= paths
     # Artifacts live under HOME, not in ./mlruns of whatever directory the test runs from.

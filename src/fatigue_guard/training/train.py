@@ -47,10 +47,11 @@ from fatigue_guard.registry.models import (
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from fatigue_guard.training import artifacts
 from fatigue_guard.training.baselines import evaluate_baselines
+from fatigue_guard.training.calibration import assess_calibration
 from fatigue_guard.training.data import TooManyInvalidRows, load_training_data
 from fatigue_guard.training.evaluation import evaluate, per_user_recall
 from fatigue_guard.training.model import build_pipeline, positive_proba
-from fatigue_guard.training.search import search
+from fatigue_guard.training.search import search_on_sample
 from fatigue_guard.training.splits import TimeSplit, time_split, user_folds
 from fatigue_guard.training.threshold import (
     NoThresholdMeetsFloor,
@@ -79,6 +80,8 @@ class TrainResult:
     users: int
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    # The calibration assessment (calibration/assessment.json); the served model stays raw.
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 # Counts stay in the confusion-matrix artifact: every logged metric is a row MLflow also links to
@@ -210,10 +213,12 @@ def train_model(
 
         say(f"searching hyperparameters (budget {budget:g} s, {len(folds)}-fold by user)")
         t0 = time.perf_counter()
-        found = search(
+        found = search_on_sample(
             X_tr,
             y_tr,
+            g_tr,
             folds,
+            max_rows=settings.search_max_rows,
             floor=floor,
             confidence_z=z,
             budget_s=budget,
@@ -221,9 +226,11 @@ def train_model(
             seed=seed,
             n_jobs=n_jobs,
         )
-        timings["search_s"] = time.perf_counter() - t0
+        timings["search_s"] = time.perf_counter() - t0 - found.oof_seconds
+        timings["oof_s"] = found.oof_seconds
         mlflow.log_params({f"forest.{k}": v for k, v in found.best_params.items()})
-        mlflow.log_metric("search.trials", len(found.trials))
+        mlflow.log_params({"search.max_rows": settings.search_max_rows})
+        mlflow.log_metrics({"search.trials": len(found.trials), "search.rows": found.sample_rows})
         mlflow.log_dict(
             [
                 {
@@ -252,6 +259,14 @@ def train_model(
                 "threshold.precision_lower_bound": choice.precision_lower_bound,
             }
         )
+        # Measured only: even a "calibrate" decision leaves the served forest raw, because the
+        # ONNX export and the golden vectors are defined on its probabilities.
+        calibration = assess_calibration(
+            y_tr, found.best_oof, folds, floor=floor, confidence_z=z, seed=seed
+        )
+        mlflow.log_metrics(calibration.metrics())
+        mlflow.log_dict(calibration.as_dict(), "calibration/assessment.json")
+        mlflow.set_tags(calibration.tags())
 
         say(f"fitting the final forest on {len(split.train):,} rows")
         t0 = time.perf_counter()
@@ -340,6 +355,7 @@ def train_model(
         users=int(lineage["users"]),
         seconds=time.perf_counter() - started,
         timings=timings,
+        calibration=calibration.as_dict(),
     )
 
 
