@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +17,10 @@ from typer.testing import CliRunner
 from fatigue_guard.cli import models as models_cli
 from fatigue_guard.cli import train as train_cli
 from fatigue_guard.config import get_settings
-from fatigue_guard.contract.features import LABEL_COLUMN
+from fatigue_guard.contract.features import FEATURE_NAMES, LABEL_COLUMN
+from fatigue_guard.registry import configure_mlflow
+from fatigue_guard.storage import FeedbackRecord, PredictionRecord, build_storage
+from tests.training.conftest import synthetic_cohort
 
 ENTIRELY_NULL = ["hrv_rmssd_ms", "hrv_rmssd_ratio", "deep_sleep_pct", "rem_sleep_pct"]
 
@@ -98,3 +105,107 @@ def test_rollback_without_history_is_a_clear_error(app: typer.Typer) -> None:
     result = CliRunner().invoke(app, ["rollback"])
     assert result.exit_code == 4
     assert "no production version" in result.output
+
+
+def _record_live(cohort: pd.DataFrame, labelled: np.ndarray) -> None:
+    """Serve ``cohort`` through the data plane under HOME; feedback for the ``labelled`` rows."""
+    storage = build_storage(get_settings())
+    storage.upgrade()
+    try:
+        records = [
+            PredictionRecord(
+                event_id=uuid.uuid4(),
+                user_id=row["user_id"],
+                measured_at=row["measured_at"].to_pydatetime(),
+                received_at=datetime.now(UTC),
+                features={n: None if pd.isna(row[n]) else float(row[n]) for n in FEATURE_NAMES},
+                fatigue_probability=0.3,
+                alert=False,
+                threshold=0.5,
+                model_name="fatigue-rf",
+                model_version="1",
+            )
+            for row in cohort.to_dict(orient="records")
+        ]
+        storage.recorder.record_many(records)
+        for record, label, has_feedback in zip(
+            records, cohort[LABEL_COLUMN], labelled, strict=True
+        ):
+            if has_feedback:
+                storage.record_feedback(
+                    FeedbackRecord(
+                        record.event_id,
+                        record.user_id,
+                        bool(label),
+                        "self_report",
+                        record.measured_at,
+                    )
+                )
+        assert storage.recorder.drain(timeout_s=30)  # features reach the blob feature store
+    finally:
+        storage.close()
+
+
+def test_train_live_adds_the_labelled_live_records_in_the_window(
+    app: typer.Typer, tmp_path: Path, small_cohort: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hermetic data plane: the SQLite file and blob folder under the test's HOME.
+    monkeypatch.delenv("FATIGUE_GUARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FATIGUE_GUARD_AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    get_settings.cache_clear()
+    cohort = synthetic_cohort(users=15, days=5, seed=9)  # 300 served predictions
+    cohort["user_id"] = "live-" + cohort["user_id"]  # people the baseline does not have
+    labelled = np.random.default_rng(0).random(len(cohort)) < 0.75  # the rest got no feedback
+    _record_live(cohort, labelled)
+    since = pd.Timestamp("2026-01-07", tz="UTC")  # day 2 of 5: earlier records stay out
+    in_window = labelled & (cohort["measured_at"] >= since).to_numpy()
+    expected = int(in_window.sum())
+    assert 0 < expected < labelled.sum()
+
+    data = real_format_csv(small_cohort, tmp_path / "export.csv")
+    result = CliRunner().invoke(
+        app,
+        [
+            *("train", "--data", str(data), "--live", "--live-since", "2026-01-07"),
+            *("--search-budget-s", "0", "--no-register"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    live_users = cohort.loc[in_window, "user_id"].nunique()
+    assert f"adding {expected:,} labelled records from {live_users:,} users" in result.output
+
+    client = configure_mlflow(get_settings())
+    (run,) = client.search_runs([client.get_experiment_by_name("fatigue-guard").experiment_id])
+    tags = run.data.tags
+    assert tags["data.source"].endswith(f" + live feedback ({expected} labelled)")
+    assert int(tags["data.rows"]) == len(small_cohort) + expected
+    assert int(tags["data.users"]) == small_cohort["user_id"].nunique() + live_users
+    assert tags["data.live.since"] == since.isoformat()
+    assert tags["data.live.labelled_rows"] == str(expected)
+    lineage = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="lineage/dataset.json"
+            )
+        ).read_text()
+    )
+    assert lineage["rows"] == len(small_cohort) + expected
+    assert "live feedback" in lineage["source"]
+
+
+def test_live_options_are_checked_before_training(
+    app: typer.Typer, tmp_path: Path, small_cohort: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FATIGUE_GUARD_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    data = tmp_path / "d.parquet"
+    small_cohort.head(50).to_parquet(data, index=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--data", str(data), "--live-since", "2026-01-01"])
+    assert result.exit_code == 2 and "needs --live" in result.output
+    result = runner.invoke(app, ["train", "--data", str(data), "--live", "--live-until", "soon"])
+    assert result.exit_code == 2 and "ISO 8601" in result.output
+    # A data plane nobody migrated: say so instead of training on the baseline alone.
+    result = runner.invoke(app, ["train", "--data", str(data), "--live"])
+    assert result.exit_code == train_cli.EXIT_STORAGE
+    assert "db upgrade" in result.output

@@ -2,23 +2,88 @@
 
 Exit codes: 0 success; 2 no decision threshold reaches the precision floor (the run is logged in
 MLflow with the attainable operating points, nothing is registered); 3 the data is unusable (too
-many rows break the contract, or a required column is missing); 4 no model to score with.
+many rows break the contract, or a required column is missing); 4 no model to score with; 5
+``--live`` but the data plane's database is not migrated (run ``fatigue-guard db upgrade``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from fatigue_guard.config import Settings
 
 EXIT_NO_THRESHOLD = 2
 EXIT_BAD_DATA = 3
 EXIT_NO_MODEL = 4
+EXIT_STORAGE = 5
 
 
 def _fmt(value: float) -> str:
     return "-" if value != value else f"{value:.3f}"  # NaN-safe
+
+
+def _instant(option: str, text: str | None) -> datetime | None:
+    from fatigue_guard.training.live import parse_instant
+
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 date or datetime", param_hint=option
+        ) from None
+
+
+def _read_live(
+    settings: Settings, console: Console, since: datetime | None, until: datetime
+) -> pd.DataFrame:
+    """Labelled live records from the configured data plane, reported on the console."""
+    from fatigue_guard.storage import SchemaOutOfDate
+    from fatigue_guard.storage.factory import build_storage
+    from fatigue_guard.training.live import live_summary, read_live_labelled
+
+    storage = build_storage(settings)
+    try:
+        storage.check_schema()
+        live = read_live_labelled(storage, since, until)
+    except SchemaOutOfDate as exc:
+        console.print(f"[bold red]Cannot read live records:[/] {exc}")
+        raise typer.Exit(EXIT_STORAGE) from None
+    finally:
+        storage.close()
+    rows, users = live_summary(live)
+    window = f"{since.isoformat() if since else 'the start'} to {until.isoformat()} (exclusive)"
+    console.print(
+        f"live feedback: adding {rows:,} labelled records from {users:,} users, measured {window}"
+    )
+    return live
+
+
+def _tag_live_window(
+    settings: Settings, run_id: str | None, since: datetime | None, until: datetime, rows: int
+) -> None:
+    """Record the live window on the run: with the cutoff, the training table can be rebuilt."""
+    from fatigue_guard.registry.tracking import configure_mlflow
+
+    if run_id is None:
+        return
+    client = configure_mlflow(settings)
+    tags = {
+        "data.live.since": since.isoformat() if since else "all",
+        "data.live.until": until.isoformat(),
+        "data.live.labelled_rows": str(rows),
+    }
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def train(
@@ -49,11 +114,39 @@ def train(
         ),
     ] = 60.0,
     register: Annotated[bool, typer.Option(help="Register the model version in MLflow.")] = True,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--no-live",
+            help="Also train on the data plane's labelled live records "
+            "(served predictions joined with feedback, one row per event_id).",
+        ),
+    ] = False,
+    live_since: Annotated[
+        str | None,
+        typer.Option(
+            "--live-since",
+            metavar="DATE|DATETIME",
+            help="With --live: only records measured from this instant (ISO 8601, UTC if no "
+            "offset). Default: all.",
+        ),
+    ] = None,
+    live_until: Annotated[
+        str | None,
+        typer.Option(
+            "--live-until",
+            metavar="DATE|DATETIME",
+            help="With --live: cutoff, records measured before this instant (a date means its "
+            "00:00 UTC). Default: now.",
+        ),
+    ] = None,
 ) -> None:
     """Train a RandomForest, pick the threshold at the precision floor, log and register it.
 
     The first version ever registered becomes `production`; later ones become `staging`
-    (promote them with `fatigue-guard promote`).
+    (promote them with `fatigue-guard promote`). With `--live`, the labelled live records of the
+    configured data plane join the `--data` table (a live row replaces a row with the same
+    event_id).
     """
     from rich.console import Console
     from rich.table import Table
@@ -65,6 +158,14 @@ def train(
 
     console = Console()
     settings = get_settings()
+    since, until = _instant("--live-since", live_since), _instant("--live-until", live_until)
+    if not live and (since or until):
+        raise typer.BadParameter("needs --live", param_hint="--live-since/--live-until")
+    until = until or datetime.now(UTC)
+    if since is not None and since >= until:
+        raise typer.BadParameter("must be before --live-until", param_hint="--live-since")
+    live_frame = _read_live(settings, console, since, until) if live else None
+    live_rows = 0 if live_frame is None else len(live_frame)
     try:
         with console.status("training") as status, publishing_edge_bundles(settings):
             result = train_model(
@@ -76,8 +177,11 @@ def train(
                 search_budget_s=search_budget_s,
                 register=register,
                 progress=lambda msg: (status.update(msg), console.log(msg)),
+                live=live_frame if live_rows else None,
             )
     except NoThresholdMeetsFloor as exc:
+        if live:
+            _tag_live_window(settings, exc.run_id, since, until, live_rows)
         console.print(f"[bold red]No model registered:[/] {exc}")
         console.print(
             f"MLflow run {exc.run_id} holds the attainable operating points; "
@@ -88,6 +192,8 @@ def train(
         console.print(f"[bold red]Unusable training data:[/] {exc}")
         raise typer.Exit(EXIT_BAD_DATA) from None
 
+    if live:
+        _tag_live_window(settings, result.run_id, since, until, live_rows)
     table = Table(
         title=f"Training run {result.run_id} "
         f"({result.rows:,} rows, {result.users:,} users, {result.seconds:.0f} s)"

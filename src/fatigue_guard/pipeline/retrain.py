@@ -73,8 +73,10 @@ def production_training_source(settings: Settings) -> Path | None:
 
 
 def live_labelled(storage: Storage, settings: Settings, now: datetime) -> pd.DataFrame:
+    from fatigue_guard.training.live import read_live_labelled
+
     start = now - timedelta(days=settings.retrain_live_window_days)
-    return storage.read_live_dataset(start, now, labelled_only=True)
+    return read_live_labelled(storage, start, now)
 
 
 def run_retraining(
