@@ -149,25 +149,14 @@ def search_on_sample(
     """:func:`search` on at most ``max_rows`` rows of whole users, then the winner's
     out-of-fold scores on all rows (``folds``), which is what ``best_oof`` holds."""
     sample = user_subsample(groups, max_rows, seed)
-    if sample is None:
-        found = search(
-            X,
-            y,
-            folds,
-            floor=floor,
-            confidence_z=confidence_z,
-            budget_s=budget_s,
-            n_estimators=n_estimators,
-            seed=seed,
-            n_jobs=n_jobs,
-            on_trial=on_trial,
-        )
-        found.sample_rows = len(y)
-        return found
+    if sample is not None:
+        X_s, y_s, folds_s = X[sample], y[sample], user_folds(groups[sample], len(folds), seed)
+    else:
+        X_s, y_s, folds_s = X, y, folds
     found = search(
-        X[sample],
-        y[sample],
-        user_folds(groups[sample], len(folds), seed),
+        X_s,
+        y_s,
+        folds_s,
         floor=floor,
         confidence_z=confidence_z,
         budget_s=budget_s,
@@ -176,10 +165,11 @@ def search_on_sample(
         n_jobs=n_jobs,
         on_trial=on_trial,
     )
-    t0 = time.perf_counter()
-    found.best_oof = oof_scores(
-        found.best_params, X, y, folds, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs
-    )
-    found.sample_rows = len(sample)
-    found.oof_seconds = time.perf_counter() - t0
+    found.sample_rows = len(y_s)
+    if sample is not None:
+        t0 = time.perf_counter()
+        found.best_oof = oof_scores(
+            found.best_params, X, y, folds, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs
+        )
+        found.oof_seconds = time.perf_counter() - t0
     return found
