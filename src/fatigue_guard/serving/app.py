@@ -69,34 +69,40 @@ def _open_storage(settings: Settings) -> Storage:
     return storage
 
 
-def _bind_storage_metrics(state: ServingState) -> None:
-    recorder = state.recorder
-    state.metrics.bind_gauge(
-        "fg_outbox_backlog",
-        "Records waiting to be written to the blob store.",
-        lambda: recorder.stats().outbox_backlog,
-    )
-    state.metrics.bind_gauge(
+# (metric, help, RecorderStats field). Gauges read the recorder's counters at scrape time, so
+# the scrape runs no SQL. fg_group_committed_records / fg_group_commits is the mean group size:
+# how many requests share one durable commit.
+_STORAGE_GAUGES = (
+    ("fg_outbox_backlog", "Records waiting to be written to the blob store.", "outbox_backlog"),
+    (
         "fg_blob_flush_failures",
         "Failed attempts to write a feature batch to the blob store (cumulative).",
-        lambda: recorder.stats().flush_failures,
-    )
-    state.metrics.bind_gauge(
+        "flush_failures",
+    ),
+    (
         "fg_spooled_records",
         "Records written to the local spool because the SQL DB was unreachable (cumulative).",
-        lambda: recorder.stats().spooled_total,
-    )
-    # items / commits is the mean group size: how many requests share one durable commit.
-    state.metrics.bind_gauge(
+        "spooled_total",
+    ),
+    (
         "fg_group_commits",
         "Durable commits made by the prediction group-commit writer (cumulative).",
-        lambda: recorder.stats().group_commits,
-    )
-    state.metrics.bind_gauge(
+        "group_commits",
+    ),
+    (
         "fg_group_committed_records",
         "Predictions made durable by the group-commit writer (cumulative).",
-        lambda: recorder.stats().group_committed_records,
-    )
+        "group_committed_records",
+    ),
+)
+
+
+def _bind_storage_metrics(state: ServingState) -> None:
+    recorder = state.recorder
+    for name, doc, field in _STORAGE_GAUGES:
+        state.metrics.bind_gauge(
+            name, doc, lambda field=field: float(getattr(recorder.stats(), field))
+        )
 
 
 class _Monitoring:
