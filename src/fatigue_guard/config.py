@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     # Feature store flushing: a Parquet batch is written when either limit is hit.
     blob_flush_max_records: int = Field(default=500, ge=1)
     blob_flush_max_age_s: float = Field(default=5.0, gt=0)
+    outbox_retention_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="Keep outbox rows this long after their features reached the blob store.",
+    )
+    outbox_purge_interval_s: float = Field(default=600.0, gt=0)
 
     # Data plane (storage): SQL, outbox flusher and spool tuning.
     db_connect_timeout_s: float = Field(

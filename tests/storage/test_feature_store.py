@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import func, select
 
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.storage.blob import AzureBlobStore, BlobNotFound, BlobStore, LocalBlobStore
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.records import PredictionRecord
+from fatigue_guard.storage.tables import OutboxEntry
 from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 
 
@@ -123,3 +125,37 @@ def test_flusher_thread_ships_by_age(database_url: str, storage_factory: Storage
         time.sleep(0.05)
     assert storage.recorder.flusher.stats.flushed_records == 7
     assert len(storage.blobs.list("features/")) >= 1
+
+
+def test_flusher_purges_shipped_rows_after_retention(
+    database_url: str, storage_factory: StorageFactory
+) -> None:
+    storage = storage_factory(
+        database_url, outbox_retention_s=0.0, outbox_purge_interval_s=0.1, blob_flush_max_age_s=0.1
+    )
+    storage.start()
+    records = spread_records(30)
+    for record in records:
+        storage.recorder.record(record)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and storage.recorder.flusher.stats.purged_records < 30:
+        time.sleep(0.05)
+    assert storage.recorder.flusher.stats.purged_records == 30
+    with storage.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+        # The predictions stay; only their shipped outbox copies went.
+        assert len(uow.predictions.get_many(r.event_id for r in records)) == 30
+    window = (BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=5))
+    assert sorted(storage.feature_store.read(*window)["event_id"].to_pylist()) == sorted(
+        str(r.event_id) for r in records
+    )
+
+
+def test_unshipped_rows_are_never_purged(
+    database_url: str, storage_factory: StorageFactory
+) -> None:
+    storage = storage_factory(database_url, outbox_retention_s=0.0)
+    for record in spread_records(5):
+        storage.recorder.record(record)  # threads not started: nothing is shipped
+    assert storage.recorder.flusher.purge_once() == 0
+    assert storage.recorder.flusher.backlog() == 5

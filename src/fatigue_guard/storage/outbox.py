@@ -43,6 +43,10 @@ class FlushPolicy:
     retry_max_s: float = 30.0
     # How long a claimed batch is reserved for its flusher before others may retry it.
     lease_s: float = 120.0
+    # Shipped rows are deleted once this old (their features live in the blob store; until then
+    # a re-sent event_id gets its features back from SQL), checked every purge_interval_s.
+    retention_s: float = 86_400.0
+    purge_interval_s: float = 600.0
 
     def backoff(self, attempts: int) -> timedelta:
         delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
@@ -55,6 +59,7 @@ class FlusherStats:
     flushed_batches: int = 0
     flush_failures: int = 0
     backlog: int = 0
+    purged_records: int = 0
     last_error: str | None = None
 
 
@@ -165,6 +170,17 @@ class OutboxFlusher:
         self.stats.flushed_batches += 1
         return done
 
+    def purge_once(self) -> int:
+        """Delete shipped rows older than ``retention_s``; how many went. Without this the
+        outbox would keep every prediction's features in SQL forever, and the flusher's own
+        queries would slow down as the table grew."""
+        cutoff = utcnow() - timedelta(seconds=self.policy.retention_s)
+        with self._uow() as uow:
+            purged = uow.outbox.purge_done(cutoff)
+            uow.commit()
+        self.stats.purged_records += purged
+        return purged
+
     def backlog(self) -> int:
         """Rows not yet in the blob store (a SQL count; cached in ``stats.backlog``)."""
         with self._uow() as uow:
@@ -227,10 +243,14 @@ class OutboxFlusher:
 
     def _run(self) -> None:
         failures = 0
+        next_purge = time.monotonic() + self.policy.purge_interval_s
         while not self._stop.is_set():
             try:
                 shipped = self.flush_once()
                 self.backlog()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self.policy.purge_interval_s
+                    self.purge_once()
                 failures = 0
             except Exception:
                 # The SQL DB itself is down: back off, the rows are safe where they are.
