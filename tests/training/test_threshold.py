@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fatigue_guard.training import threshold
 from fatigue_guard.training.threshold import (
     NoThresholdMeetsFloor,
     operating_curve,
@@ -83,3 +84,48 @@ def test_wilson_lower_bound_known_values() -> None:
         0.4902, abs=1e-4
     )
     assert wilson_lower_bound(np.array([0]), np.array([0]), 1.96)[0] == 0.0
+
+
+def _brute_design_effect(y: np.ndarray, s: np.ndarray, users: np.ndarray, t: float) -> float:
+    alert = s >= t
+    a_u = np.array([alert[users == u].sum() for u in np.unique(users)], dtype=float)
+    t_u = np.array([(alert & y)[users == u].sum() for u in np.unique(users)], dtype=float)
+    big_a = a_u.sum()
+    p = t_u.sum() / big_a
+    k = (a_u > 0).sum()
+    if k < 2:
+        return big_a
+    var_c = k / (k - 1) * ((t_u - p * a_u) ** 2).sum() / big_a**2
+    var_b = p * (1 - p) / big_a
+    return max(1.0, var_c / var_b) if var_b > 0 else 1.0
+
+
+def test_design_effect_matches_the_cluster_robust_formula() -> None:
+    rng = np.random.default_rng(4)
+    users = rng.integers(0, 25, 600)
+    person = rng.uniform(0.1, 0.9, 25)[users]  # each person's own hit rate: clustered labels
+    y = rng.random(600) < person
+    s = np.round(rng.random(600), 2)  # ties on purpose
+    curve, deff = threshold._curve(y, s, users)
+    for i in range(0, len(curve.thresholds), 7):
+        expected = _brute_design_effect(y, s, users, curve.thresholds[i])
+        assert deff[i] == pytest.approx(expected, rel=1e-9), curve.thresholds[i]
+
+
+def test_clustered_alerts_widen_the_margin_and_independent_ones_do_not() -> None:
+    rng = np.random.default_rng(7)
+    n, people = 20_000, 200
+    users = rng.integers(0, people, n)
+    # Scores carry signal, and how right an alert is depends strongly on the person.
+    skill = rng.normal(0, 1.5, people)[users]
+    y = rng.random(n) < 1 / (1 + np.exp(-(skill - 1.5)))
+    s = 1 / (1 + np.exp(-(skill + rng.normal(0, 1, n))))
+    plain = select_threshold(y, s, 0.75)
+    clustered = select_threshold(y, s, 0.75, groups=users)
+    assert clustered.design_effect > 1.5
+    assert clustered.threshold >= plain.threshold
+    assert clustered.recall <= plain.recall
+    # One row per person: nothing clusters, so the choice is the plain one.
+    alone = select_threshold(y, s, 0.75, groups=np.arange(n))
+    assert alone.design_effect == pytest.approx(1.0, abs=0.1)
+    assert alone.threshold == pytest.approx(plain.threshold, abs=0.02)

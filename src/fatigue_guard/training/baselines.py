@@ -64,6 +64,7 @@ def evaluate_baselines(
     floor: float,
     confidence_z: float,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> list[BaselineResult]:
     """Each baseline picks its threshold on the training period (logistic: out-of-fold by user,
     like the forest) with the same margin rule, then is scored on the time hold-out."""
@@ -89,7 +90,7 @@ def evaluate_baselines(
     for name, scores in train_scores.items():
         try:
             threshold: float | None = select_threshold(
-                y_train, scores, floor, confidence_z=confidence_z
+                y_train, scores, floor, confidence_z=confidence_z, groups=groups
             ).threshold
         except NoThresholdMeetsFloor:
             threshold = None

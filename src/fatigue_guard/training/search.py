@@ -77,9 +77,11 @@ def oof_scores(
     return out
 
 
-def _score(y: np.ndarray, oof: np.ndarray, floor: float, z: float) -> tuple[float, float]:
+def _score(
+    y: np.ndarray, oof: np.ndarray, floor: float, z: float, groups: np.ndarray | None
+) -> tuple[float, float]:
     try:
-        recall = select_threshold(y, oof, floor, confidence_z=z).recall
+        recall = select_threshold(y, oof, floor, confidence_z=z, groups=groups).recall
     except NoThresholdMeetsFloor:
         recall = 0.0
     return recall, float(average_precision_score(y, oof)) if 0 < y.sum() < len(y) else 0.0
@@ -98,8 +100,10 @@ def search(
     n_jobs: int = 2,
     max_trials: int = 50,
     on_trial: Callable[[Trial], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> SearchResult:
-    """Try the defaults, then random candidates while the time budget allows."""
+    """Try the defaults, then random candidates while the time budget allows (``groups``: each
+    row's user, for the threshold's clustered margin)."""
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     trials: list[Trial] = []
@@ -120,7 +124,7 @@ def search(
         params = candidates[len(trials)]
         t0 = time.perf_counter()
         oof = oof_scores(params, X, y, folds, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs)
-        recall, pr_auc = _score(y, oof, floor, confidence_z)
+        recall, pr_auc = _score(y, oof, floor, confidence_z, groups)
         trial = Trial(params, recall, pr_auc, time.perf_counter() - t0)
         trials.append(trial)
         if on_trial is not None:
@@ -150,9 +154,10 @@ def search_on_sample(
     out-of-fold scores on all rows (``folds``), which is what ``best_oof`` holds."""
     sample = user_subsample(groups, max_rows, seed)
     if sample is not None:
-        X_s, y_s, folds_s = X[sample], y[sample], user_folds(groups[sample], len(folds), seed)
+        X_s, y_s, g_s = X[sample], y[sample], groups[sample]
+        folds_s = user_folds(g_s, len(folds), seed)
     else:
-        X_s, y_s, folds_s = X, y, folds
+        X_s, y_s, g_s, folds_s = X, y, groups, folds
     found = search(
         X_s,
         y_s,
@@ -164,6 +169,7 @@ def search_on_sample(
         seed=seed,
         n_jobs=n_jobs,
         on_trial=on_trial,
+        groups=g_s,
     )
     found.sample_rows = len(y_s)
     if sample is not None:

@@ -246,7 +246,7 @@ def train_model(
 
         say("choosing the decision threshold on out-of-fold scores")
         try:
-            choice = select_threshold(y_tr, found.best_oof, floor, confidence_z=z)
+            choice = select_threshold(y_tr, found.best_oof, floor, confidence_z=z, groups=g_tr)
         except NoThresholdMeetsFloor as exc:
             exc.run_id = run_id
             mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
@@ -257,6 +257,7 @@ def train_model(
             {
                 "threshold": choice.threshold,
                 "threshold.precision_lower_bound": choice.precision_lower_bound,
+                "threshold.design_effect": choice.design_effect,
             }
         )
         # Measured only: even a "calibrate" decision leaves the served forest raw, because the
@@ -287,7 +288,7 @@ def train_model(
 
         say("evaluating baselines")
         baselines = evaluate_baselines(
-            X_tr, y_tr, folds, X_ho, y_ho, floor=floor, confidence_z=z, seed=seed
+            X_tr, y_tr, folds, X_ho, y_ho, floor=floor, confidence_z=z, seed=seed, groups=g_tr
         )
         for b in baselines:
             _log_view(f"baseline.{b.name}", b.holdout)
