@@ -13,8 +13,8 @@ question that matters, "how precise will this be on *other* people?". Given each
 of precision (a ratio estimator over users) divided by the binomial variance, so the Wilson bound
 is taken on ``alerts / design_effect`` effective alerts. Measured on the simulator (300 users x
 30 days, six seeds), held-out precision fell below the 0.75 floor in 2 of 6 runs with the plain
-bound and 1 of 6 with the clustered one (0.747), for about 0.01 less recall; design effects were
-1.3-1.9.
+bound and 1 of 6 with the clustered one (0.748), for 0.002-0.011 less recall; design effects
+were 1.3-2.0 (``benchmarks/threshold_margin.py``).
 """
 
 from __future__ import annotations
