@@ -159,3 +159,15 @@ def test_unshipped_rows_are_never_purged(
         storage.recorder.record(record)  # threads not started: nothing is shipped
     assert storage.recorder.flusher.purge_once() == 0
     assert storage.recorder.flusher.backlog() == 5
+
+
+def test_purge_goes_in_chunks_and_takes_everything_due(
+    database_url: str, storage_factory: StorageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fatigue_guard.storage.outbox._PURGE_CHUNK", 7)
+    storage = storage_factory(database_url, outbox_retention_s=0.0)
+    storage.recorder.record_many(spread_records(30))
+    assert storage.recorder.flusher.drain(timeout_s=30)
+    assert storage.recorder.flusher.purge_once() == 30
+    with storage.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0

@@ -31,6 +31,8 @@ from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
+_PURGE_CHUNK = 2_000
+
 
 @dataclass(frozen=True, slots=True)
 class FlushPolicy:
@@ -175,11 +177,17 @@ class OutboxFlusher:
         outbox would keep every prediction's features in SQL forever, and the flusher's own
         queries would slow down as the table grew."""
         cutoff = utcnow() - timedelta(seconds=self.policy.retention_s)
-        with self._uow() as uow:
-            purged = uow.outbox.purge_done(cutoff)
-            uow.commit()
-        self.stats.purged_records += purged
-        return purged
+        purged = 0
+        while True:
+            # Small transactions: one DELETE of a busy hour's rows would hold SQLite's write lock
+            # (and so every request's commit) for seconds.
+            with self._uow() as uow:
+                step = uow.outbox.purge_done(cutoff, limit=_PURGE_CHUNK)
+                uow.commit()
+            purged += step
+            self.stats.purged_records += step
+            if step < _PURGE_CHUNK:
+                return purged
 
     def backlog(self) -> int:
         """Rows not yet in the blob store (a SQL count; cached in ``stats.backlog``)."""

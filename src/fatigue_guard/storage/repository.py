@@ -359,13 +359,13 @@ class OutboxRepository:
             )
         )
 
-    def purge_done(self, older_than: datetime) -> int:
-        """Drop flushed rows (their features now live in the blob store)."""
-        result = self.session.execute(
-            delete(OutboxEntry).where(
-                OutboxEntry.status == OUTBOX_DONE, OutboxEntry.flushed_at < older_than
-            )
-        )
+    def purge_done(self, older_than: datetime, limit: int | None = None) -> int:
+        """Drop flushed rows (their features now live in the blob store), at most ``limit``."""
+        condition = (OutboxEntry.status == OUTBOX_DONE) & (OutboxEntry.flushed_at < older_than)
+        if limit is not None:
+            oldest = select(OutboxEntry.id).where(condition).order_by(OutboxEntry.id).limit(limit)
+            condition = OutboxEntry.id.in_(oldest.scalar_subquery())
+        result = self.session.execute(delete(OutboxEntry).where(condition))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
