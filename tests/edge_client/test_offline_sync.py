@@ -8,8 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fatigue_guard.client import Backoff, FatigueClient
+from fatigue_guard.client.api import ApiError
 from fatigue_guard.demo import request_bodies
 from fatigue_guard.storage.factory import build_storage
 from tests.edge_client.conftest import RestartableApi
@@ -99,3 +101,23 @@ def test_offline_predictions_are_queued_and_synced_exactly_once(
         assert abs(row["probability"] - by_id[event_id].fatigue_probability) < 1e-6
     labelled = live[live["fatigue_event"].notna()]
     assert list(labelled["event_id"]) == [offline[0].event_id]
+
+
+def test_the_client_learns_its_user_from_the_key_on_first_use(
+    edge_api: RestartableApi, trained_registry: TrainedRegistry, tmp_path: Path
+) -> None:
+    user, _ = device_rows(trained_registry, 1)
+    key = edge_api.key_for(user)
+    with FatigueClient(edge_api.url, key, tmp_path / "phone") as client:  # no user_id=
+        assert client.user_id == user
+    edge_api.stop()
+    # Stored on the device: a restart needs no network ...
+    with FatigueClient(edge_api.url, key, tmp_path / "phone") as client:
+        assert client.user_id == user
+    # ... but a brand-new install cannot learn its user offline, and says so.
+    with pytest.raises(ValueError, match="unreachable"):
+        FatigueClient(edge_api.url, key, tmp_path / "new-phone", timeout_s=0.5)
+    edge_api.start()
+    with pytest.raises(ApiError) as refused:
+        FatigueClient(edge_api.url, "not-a-key", tmp_path / "stranger")
+    assert refused.value.status == 401

@@ -63,8 +63,9 @@ class EdgeModelUnavailable(RuntimeError):
 class FatigueClient:
     """One device (one user, one API key), with its state in ``data_dir``.
 
-    ``user_id`` is needed the first time only (a key is bound to one user but does not name it);
-    it is stored in ``data_dir``, so a restarted app passes just the three arguments.
+    ``user_id`` may be left out: on first use the client asks the API whose key it holds
+    (``GET /v1/me``), which needs the network once; it is then stored in ``data_dir``, so a
+    restarted app works offline with just the three arguments. Passing it checks it instead.
     ``transport`` is handed to httpx (tests and the device simulator use it to cut the network).
     """
 
@@ -85,15 +86,6 @@ class FatigueClient:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.queue = LocalQueue(self.data_dir / "client.db")
-        stored = self.queue.get_meta(_USER_KEY)
-        if user_id is not None and stored is not None and user_id != stored:
-            raise ValueError(f"{self.data_dir} belongs to another user; use another data_dir")
-        if user_id is None and stored is None:
-            raise ValueError("user_id is unknown: pass user_id= the first time on this data_dir")
-        self.user_id: str = user_id or stored  # type: ignore[assignment]
-        if stored is None:
-            self.queue.set_meta(_USER_KEY, self.user_id)
-        self.models = ModelStore(self.data_dir / "models")
         self.api = ApiClient(
             base_url,
             api_key,
@@ -101,12 +93,34 @@ class FatigueClient:
             transfer_timeout_s=transfer_timeout_s,
             transport=transport,
         )
+        stored = self.queue.get_meta(_USER_KEY)
+        if user_id is not None and stored is not None and user_id != stored:
+            raise ValueError(f"{self.data_dir} belongs to another user; use another data_dir")
+        if user_id is None and stored is None:
+            user_id = self._whoami()
+        self.user_id: str = user_id or stored  # type: ignore[assignment]
+        if stored is None:
+            self.queue.set_meta(_USER_KEY, self.user_id)
+        self.models = ModelStore(self.data_dir / "models")
         self.sync_batch_size = min(sync_batch_size, 1000)  # the API's batch limit
         self.backoff = backoff or Backoff()
         self.client_info = dict(
             client_info or {"app_version": f"reference-{__version__}", "platform": "python"}
         )
         self._sleep = sleep
+
+    def _whoami(self) -> str:
+        """The key's user, from the API; a first start needs the network once for it."""
+        try:
+            return str(self.api.get("/v1/me").json()["user_id"])
+        except BaseException as exc:
+            self.close()  # the constructor fails: release the queue file and the connection
+            if isinstance(exc, Unreachable):
+                raise ValueError(
+                    "user_id is unknown and the API is unreachable to ask for it "
+                    f"({exc}); pass user_id= or start once online"
+                ) from None
+            raise  # e.g. ApiError(401): the key itself is wrong
 
     # -- lifecycle ------------------------------------------------------------------------
 

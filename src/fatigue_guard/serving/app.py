@@ -30,6 +30,7 @@ from fatigue_guard.serving.routes import (
     edge,
     feedback,
     health,
+    me,
     observability,
     predictions,
     sync,
@@ -179,7 +180,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     )
     app.state.serving = state
     install_problem_handlers(app)
-    for router in (health, observability, predictions, feedback, sync, edge, admin):
+    for router in (health, observability, predictions, feedback, sync, edge, admin, me):
         app.include_router(router.router)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes
