@@ -6,7 +6,8 @@ Issue 6 item 6. One production model, a ``--trees``-tree forest trained on simul
 child processes started together, each with ``--workers`` workers:
 
 - ``fatigue-guard (logging on)``: ``fatigue-guard serve``, device-key auth, every prediction
-  recorded durably (SQLite ``synchronous=FULL`` + outbox, group commit) before it is answered;
+  recorded durably (SQLite ``synchronous=FULL`` + outbox, group commit; or the database given
+  with ``--database-url``) before it is answered;
 - ``fatigue-guard (logging off)``: the same with ``FATIGUE_GUARD_RECORD_PREDICTIONS=false`` (the
   benchmark knob that exists only for this comparison);
 - ``mlflow models serve -m models:/fatigue-rf/1 --env-manager local`` (its own defaults).
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
     version = str(registered.version)
 
     body = request_bodies(frame.iloc[-1:])[0]
-    storage = build_storage(settings)
+    storage = build_storage(settings.model_copy(update={"database_url": args.database_url}))
     storage.upgrade()
     key = storage.create_device_key(body["user_id"]).plaintext
     storage.close()
@@ -162,6 +163,8 @@ def _targets(
         "FATIGUE_GUARD_RATE_LIMIT_PER_S": "1000000",
         "FATIGUE_GUARD_RATE_LIMIT_BURST": "1000000",
     }
+    if args.database_url:
+        ours_env["FATIGUE_GUARD_DATABASE_URL"] = args.database_url
     ports = [args.base_port + i for i in range(3)]
     ours_lua = _ours_lua(body, key)
     workers = str(args.workers)
@@ -423,6 +426,11 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary HOME")
     parser.add_argument(
         "--home", type=Path, help="HOME to use and keep; a model trained there earlier is reused"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="record predictions in this (migrated here) database instead of HOME's SQLite "
+        "file, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/fgbench",
     )
     return parser.parse_args()
 
