@@ -68,22 +68,13 @@ def _read_live(
     return live
 
 
-def _tag_live_window(
-    settings: Settings, run_id: str | None, since: datetime | None, until: datetime, rows: int
-) -> None:
-    """Record the live window on the run: with the cutoff, the training table can be rebuilt."""
-    from fatigue_guard.registry.tracking import configure_mlflow
-
-    if run_id is None:
-        return
-    client = configure_mlflow(settings)
-    tags = {
+def _live_window_tags(since: datetime | None, until: datetime, rows: int) -> dict[str, str]:
+    """The live window on the run: with the cutoff, the training table can be rebuilt."""
+    return {
         "data.live.since": since.isoformat() if since else "all",
         "data.live.until": until.isoformat(),
         "data.live.labelled_rows": str(rows),
     }
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
 
 
 def train(
@@ -178,10 +169,9 @@ def train(
                 register=register,
                 progress=lambda msg: (status.update(msg), console.log(msg)),
                 live=live_frame if live_rows else None,
+                tags=_live_window_tags(since, until, live_rows) if live else None,
             )
     except NoThresholdMeetsFloor as exc:
-        if live:
-            _tag_live_window(settings, exc.run_id, since, until, live_rows)
         console.print(f"[bold red]No model registered:[/] {exc}")
         console.print(
             f"MLflow run {exc.run_id} holds the attainable operating points; "
@@ -192,8 +182,6 @@ def train(
         console.print(f"[bold red]Unusable training data:[/] {exc}")
         raise typer.Exit(EXIT_BAD_DATA) from None
 
-    if live:
-        _tag_live_window(settings, result.run_id, since, until, live_rows)
     table = Table(
         title=f"Training run {result.run_id} "
         f"({result.rows:,} rows, {result.users:,} users, {result.seconds:.0f} s)"

@@ -130,12 +130,14 @@ def train_model(
     actor: str = "train",
     progress: Progress | None = None,
     live: pd.DataFrame | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and (unless ``register=False``) register one model version.
 
     The first version ever registered becomes ``production``; later ones become ``staging`` and
     wait for :func:`fatigue_guard.registry.promote`. ``live`` adds labelled live records (the
-    data plane's ``read_live_dataset(..., labelled_only=True)`` up to a cutoff).
+    data plane's ``read_live_dataset(..., labelled_only=True)`` up to a cutoff); ``tags`` are
+    set on the run whatever its outcome (e.g. the live window, so the table can be rebuilt).
 
     Raises :class:`NoThresholdMeetsFloor` (run logged, nothing registered) and
     :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
@@ -155,7 +157,9 @@ def train_model(
         td = load_training_data(data, max_invalid_share=settings.max_invalid_share, live=live)
     except TooManyInvalidRows as exc:
         with mlflow.start_run(experiment_id=exp_id, run_name="train-invalid-data"):
-            mlflow.set_tags({"status": "failed_invalid_data", "git_commit": code["commit"]})
+            mlflow.set_tags(
+                {**(tags or {}), "status": "failed_invalid_data", "git_commit": code["commit"]}
+            )
             mlflow.log_dict(exc.report.as_dict(), "data_quality/invalid_rows.json")
         raise
     frame = td.frame
@@ -179,6 +183,7 @@ def train_model(
         run_id = run.info.run_id
         mlflow.set_tags(
             {
+                **(tags or {}),
                 "status": "running",
                 "git_commit": code["commit"],
                 "git_dirty": code["dirty"],
