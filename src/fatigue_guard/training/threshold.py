@@ -138,12 +138,23 @@ def _curve(
     if groups is None or not len(s):
         return curve, np.ones(len(curve.thresholds))
     users = np.unique(np.asarray(groups)[order], return_inverse=True)[1]
-    return curve, _design_effects(users, y_sorted, tp, np.arange(1, len(s) + 1))[last]
+    return curve, _design_effects(users, y_sorted)[last]
 
 
-def _design_effects(
-    users: np.ndarray, y_sorted: np.ndarray, tp: np.ndarray, alerts: np.ndarray
-) -> np.ndarray:
+def _earlier_in_group(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each row, the sum of ``values`` over the earlier rows of its group."""
+    order = np.argsort(groups, kind="mergesort")  # stable: rows keep their order in a group
+    ordered = values[order]
+    before = np.cumsum(ordered) - ordered  # over all earlier rows in sorted order ...
+    starts = np.r_[0, np.flatnonzero(np.diff(groups[order])) + 1]
+    sizes = np.diff(np.r_[starts, len(groups)])
+    before -= np.repeat(before[starts], sizes)  # ... minus those of earlier groups
+    out = np.empty(len(groups))
+    out[order] = before
+    return out
+
+
+def _design_effects(users: np.ndarray, y_sorted: np.ndarray) -> np.ndarray:
     """Design effect of precision after each row (rows in alerting order), vectorised.
 
     Precision ``p = sum(t_u) / sum(a_u)`` over users ``u`` (``a_u`` alerts, ``t_u`` true ones)
@@ -153,26 +164,14 @@ def _design_effects(
     counts so far: one cumulative pass, no per-threshold loop.
     """
     y = y_sorted.astype(float)
-    # Per row: how many alerts / true alerts its user had before it (running counts by user).
-    order = np.argsort(users, kind="mergesort")
-    starts = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1]
-    run = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
-    a_prev = np.empty(len(users))
-    a_prev[order] = run
-    y_cum = np.cumsum(y[order])
-    t_before = (
-        y_cum
-        - y[order]
-        - np.repeat(y_cum[starts] - y[order][starts], np.diff(np.r_[starts, len(users)]))
-    )
-    t_prev = np.empty(len(users))
-    t_prev[order] = t_before
+    a_prev = _earlier_in_group(users, np.ones(len(y)))  # the user's alerts before this row
+    t_prev = _earlier_in_group(users, y)  # ... and true ones among them
     sum_a2 = np.cumsum(2 * a_prev + 1)
     sum_t2 = np.cumsum(y * (2 * t_prev + 1))
     sum_ta = np.cumsum(t_prev + y * a_prev + y)
     k = np.cumsum(a_prev == 0)
-    A = alerts.astype(float)
-    p = tp / A
+    A = np.arange(1, len(y) + 1, dtype=float)
+    p = np.cumsum(y) / A
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = np.maximum(sum_t2 - 2 * p * sum_ta + p * p * sum_a2, 0.0)
         var_cluster = k / np.maximum(k - 1, 1) * spread / (A * A)
