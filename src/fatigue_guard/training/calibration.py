@@ -235,6 +235,7 @@ def _assess_form(
     confidence_z: float,
     seed: int,
     raw_alerts: np.ndarray | None,
+    groups: np.ndarray | None,
 ) -> tuple[FormAssessment, np.ndarray]:
     """Cross-fit ``form``, score it, and return it with its per-row alert decisions."""
     n = len(y)
@@ -251,7 +252,11 @@ def _assess_form(
             # The deployment situation: calibrator and threshold both fitted on the same
             # (other-fold) scores, then applied to people neither saw.
             t: float | None = select_threshold(
-                y[fit_idx], other, floor, confidence_z=confidence_z
+                y[fit_idx],
+                other,
+                floor,
+                confidence_z=confidence_z,
+                groups=None if groups is None else groups[fit_idx],
             ).threshold
         except NoThresholdMeetsFloor:
             t = None  # training would register nothing; this fold raises no alert
@@ -348,12 +353,14 @@ def assess_calibration(
     floor: float,
     confidence_z: float,
     seed: int,
+    groups: np.ndarray | None = None,
 ) -> CalibrationAssessment:
     """Measure raw, sigmoid and isotonic scores on ``oof`` and decide whether to calibrate.
 
     ``oof`` are the out-of-fold (by user) probabilities the threshold is chosen from and
     ``folds`` the same ``(fit_idx, val_idx)`` pairs that produced them. Deterministic given its
     inputs; ``seed`` is passed to the logistic regression (recorded for reproducibility).
+    ``groups`` (each row's user) gives the thresholds training's clustered margin.
     """
     y = np.asarray(y).astype(bool)
     scores = np.asarray(oof, dtype=float)
@@ -363,7 +370,7 @@ def assess_calibration(
     raw_alerts: np.ndarray | None = None
     for form in FORMS:
         forms[form], alerts = _assess_form(
-            form, y, scores, folds, floor, confidence_z, seed, raw_alerts
+            form, y, scores, folds, floor, confidence_z, seed, raw_alerts, groups
         )
         if form == "raw":
             raw_alerts = alerts

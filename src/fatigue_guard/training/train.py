@@ -268,7 +268,7 @@ def train_model(
         # Measured only: even a "calibrate" decision leaves the served forest raw, because the
         # ONNX export and the golden vectors are defined on its probabilities.
         calibration = assess_calibration(
-            y_tr, found.best_oof, folds, floor=floor, confidence_z=z, seed=seed
+            y_tr, found.best_oof, folds, floor=floor, confidence_z=z, seed=seed, groups=g_tr
         )
         mlflow.log_metrics(calibration.metrics())
         mlflow.log_dict(calibration.as_dict(), "calibration/assessment.json")
