@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -57,7 +58,8 @@ def test_live_window_read_from_the_blob_store(
     storage.upgrade()
     write_live(storage.blobs, scenario.window, model_version="1")
     end = scenario.window["measured_at"].max().to_pydatetime() + timedelta(seconds=1)
-    report = run_monitor(
+    monitor = functools.partial(
+        run_monitor,
         settings,
         now=end,
         window=timedelta(days=7, seconds=1),
@@ -67,22 +69,14 @@ def test_live_window_read_from_the_blob_store(
         html=False,
         storage=storage,
     )
+    report = monitor()
     assert report.rows == len(scenario.window)
     assert "hrv_rmssd_ms" in {f.name for f in report.drifted_features}
 
     # A retried batch that overlapped another: its rows are counted once.
     key = storage.feature_store.keys_between(end - timedelta(days=7, seconds=1), end)[0]
     storage.blobs.put(key.replace("bench-", "retry-"), storage.blobs.get(key))
-    again = run_monitor(
-        settings,
-        now=end,
-        window=timedelta(days=7, seconds=1),
-        reference=scenario.reference,
-        threshold=scenario.threshold,
-        store=False,
-        html=False,
-        storage=storage,
-    )
+    again = monitor()
     assert again.rows == report.rows
     assert again.as_dict()["features"] == report.as_dict()["features"]
     assert report.performance.labels == 0  # no feedback in SQL: performance waits for labels
