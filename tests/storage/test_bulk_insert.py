@@ -39,7 +39,7 @@ def _raw_row(storage: Storage, table: Table, key: str, value: Any) -> dict[str, 
         bind = processed.bind_processor(connection.dialect)
         stored_key = bind(value) if bind else value
         names = [c.name for c in table.columns]
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        mark = bulk_insert._placeholder(connection.dialect)
         result = connection.exec_driver_sql(
             f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} = {mark}", (stored_key,)
         )
