@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.feature_store import FeatureStore
-from fatigue_guard.storage.outbox import OutboxFlusher
+from fatigue_guard.storage.outbox import ROWS_PER_WRITE, OutboxFlusher
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.repository import OutboxRepository
 from fatigue_guard.storage.spool import Spool
@@ -142,24 +142,42 @@ def test_outbox_survives_a_restart(database_url: str, storage_factory: StorageFa
     assert distinct == ids(records) and raw == 40
 
 
+@pytest.mark.parametrize("settled_chunks", [0, 1], ids=["none-done", "partly-done"])
 def test_claimed_batch_is_rewritten_under_the_same_key(
-    database_url: str, storage_factory: StorageFactory, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    storage_factory: StorageFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    settled_chunks: int,
 ) -> None:
-    """Crash after the blob write but before "done": the retry overwrites, never duplicates."""
-    storage = storage_factory(database_url)
-    records = spread_records(25)
+    """Crash after the blob write but before the whole batch is marked done (which takes
+    several short transactions): the retry rewrites the same file with every row of the batch,
+    never duplicates and never drops the rows already marked done."""
+    storage = storage_factory(database_url, blob_flush_max_records=10_000)
+    records = spread_records(ROWS_PER_WRITE * 2 + 25)
     storage.recorder.record_many(records)
 
     class Crash(RuntimeError):
         pass
 
-    def crash(self: OutboxRepository, batch_id: str) -> int:
-        raise Crash
+    real_mark_done = OutboxRepository.mark_done
+    calls = 0
+
+    def crash(self: OutboxRepository, batch_id: str, limit: int | None = None) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > settled_chunks:
+            raise Crash
+        return real_mark_done(self, batch_id, limit)
 
     with monkeypatch.context() as patch:
         patch.setattr(OutboxRepository, "mark_done", crash)
         with pytest.raises(Crash):
             storage.recorder.flusher.flush_once(force=True)
+    with storage.uow_factory() as uow:
+        done = uow.session.scalar(
+            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == "done")
+        )
+    assert done == settled_chunks * ROWS_PER_WRITE
     keys_after_crash = storage.blobs.list("features/")
     assert keys_after_crash
 
@@ -171,4 +189,4 @@ def test_claimed_batch_is_rewritten_under_the_same_key(
     assert fresh.drain(timeout_s=30)
     assert storage.blobs.list("features/") == keys_after_crash
     raw, distinct = raw_rows_and_ids(storage.feature_store)
-    assert distinct == ids(records) and raw == 25
+    assert distinct == ids(records) and raw == len(records)

@@ -161,13 +161,22 @@ def test_unshipped_rows_are_never_purged(
     assert storage.recorder.flusher.backlog() == 5
 
 
-def test_purge_goes_in_chunks_and_takes_everything_due(
+def test_background_writes_go_in_chunks_and_miss_nothing(
     database_url: str, storage_factory: StorageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fatigue_guard.storage.outbox._PURGE_CHUNK", 7)
+    """Claim, mark-done and purge each go in transactions of ROWS_PER_WRITE rows (so the
+    write lock is never held long), yet one batch still takes every row and purge all of them."""
+    monkeypatch.setattr("fatigue_guard.storage.outbox.ROWS_PER_WRITE", 7)
     storage = storage_factory(database_url, outbox_retention_s=0.0)
-    storage.recorder.record_many(spread_records(30))
+    records = spread_records(30)
+    storage.recorder.record_many(records)
     assert storage.recorder.flusher.drain(timeout_s=30)
+    assert storage.recorder.flusher.stats.flushed_batches == 1
+    assert storage.recorder.flusher.stats.flushed_records == 30
+    window = (BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=60))
+    assert set(storage.feature_store.read(*window)["event_id"].to_pylist()) == {
+        str(r.event_id) for r in records
+    }
     assert storage.recorder.flusher.purge_once() == 30
     with storage.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0

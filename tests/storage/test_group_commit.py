@@ -214,7 +214,7 @@ def test_db_outage_spools_in_batches_and_replays_once(storage: Storage) -> None:
         appends.append(len(batch))
         real_append(batch)  # type: ignore[arg-type]
 
-    def unreachable() -> object:
+    def unreachable(**_: object) -> object:
         raise sa_exc.OperationalError("connect", {}, ConnectionRefusedError("DB down"))
 
     recorder.spool.append = counting_append  # type: ignore[method-assign]

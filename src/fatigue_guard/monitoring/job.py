@@ -230,7 +230,7 @@ def store_report(storage: Storage, report: MonitorReport, settings: Settings) ->
     """
     from fatigue_guard.storage.tables import DriftReport
 
-    with storage.uow_factory() as uow:
+    with storage.uow_factory(write=True) as uow:
         row = uow.drift_reports.add(
             DriftReport(
                 created_at=report.created_at,

@@ -27,7 +27,7 @@ def record_deployment(
     retrain_run_id: int | None = None,
     alias: str = "production",
 ) -> None:
-    with storage.uow_factory() as uow:
+    with storage.uow_factory(write=True) as uow:
         uow.deployments.add(
             model_name=settings.registered_model_name,
             alias=alias,

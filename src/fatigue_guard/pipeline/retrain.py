@@ -92,7 +92,7 @@ def run_retraining(
     """Run the whole job once, unless another replica holds the lease or the cool-down runs."""
     now = now or datetime.now(UTC)
     holder = holder_id()
-    with storage.uow_factory() as uow:
+    with storage.uow_factory(write=True) as uow:
         if not ignore_cooldown:
             recent = uow.retrain_runs.last_started(
                 since=now - timedelta(hours=settings.monitor_cooldown_h)
@@ -116,10 +116,10 @@ def run_retraining(
         log.exception("retrain run %s failed", run_id)
         outcome = RetrainOutcome("failed", f"{type(exc).__name__}: {exc}", run_id=run_id)
     finally:
-        with storage.uow_factory() as uow:
+        with storage.uow_factory(write=True) as uow:
             uow.locks.release(LOCK_NAME, holder)
             uow.commit()
-    with storage.uow_factory() as uow:
+    with storage.uow_factory(write=True) as uow:
         uow.retrain_runs.finish(
             run_id,
             outcome.status,

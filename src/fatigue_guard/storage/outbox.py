@@ -22,16 +22,20 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.tables import utcnow
-from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+from fatigue_guard.storage.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-_PURGE_CHUNK = 2_000
+# Rows per background write transaction (claim, mark done, purge): about half a millisecond of
+# SQLite's write lock, so a request's group commit never waits long behind the flusher (see
+# :mod:`fatigue_guard.storage.writer_lock`). PostgreSQL does not need it, and does not mind it.
+ROWS_PER_WRITE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,33 +116,51 @@ class OutboxFlusher:
             if not force and time.monotonic() < self._paused_until:
                 return 0
             if self._owned_batch is not None:
-                return self._ship(self._owned_batch)
+                return self._ship(self._owned_batch, retry=True)
             self._arrived = 0
-            now = utcnow()
-            with self._uow() as uow:
-                batch_id = uow.outbox.due_claimed_batch(now)
-                if batch_id is None:
-                    waiting = uow.outbox.unclaimed_count()
-                    oldest = uow.outbox.oldest_unclaimed_at()
-                    old_enough = oldest is not None and (now - oldest).total_seconds() >= (
-                        self.policy.max_age_s
-                    )
-                    if waiting and (force or waiting >= self.policy.max_records or old_enough):
-                        batch_id = new_batch_id(now)
-                        lease = timedelta(seconds=self.policy.lease_s)
-                        if not uow.outbox.claim(batch_id, self.policy.max_records, lease):
-                            batch_id = None
-                uow.commit()
+            batch_id, retry = self._due_batch(force)
             if batch_id is None:
                 return 0
             self._owned_batch = batch_id
-            return self._ship(batch_id)
+            return self._ship(batch_id, retry=retry)
 
-    def _ship(self, batch_id: str) -> int:
+    def _due_batch(self, force: bool) -> tuple[str | None, bool]:
+        """A retry that is due, else a newly claimed batch if one is due; whether it is a retry.
+
+        Deciding reads outside any write transaction, and the claim goes in short
+        transactions, so the write lock the API's group commit needs is never held for long.
+        Another replica claiming in between is harmless: ``claim`` only takes unclaimed rows.
+        """
+        now = utcnow()
         with self._uow() as uow:
-            uow.outbox.extend_lease(batch_id, timedelta(seconds=self.policy.lease_s))
+            retry = uow.outbox.due_claimed_batch(now)
+            if retry is not None:
+                return retry, True
+            waiting = uow.outbox.unclaimed_count()
+            oldest = uow.outbox.oldest_unclaimed_at()
+        old_enough = oldest is not None and (now - oldest).total_seconds() >= self.policy.max_age_s
+        if not waiting or not (force or waiting >= self.policy.max_records or old_enough):
+            return None, False
+        batch_id = new_batch_id(now)
+        lease = timedelta(seconds=self.policy.lease_s)
+        claimed = 0
+        while claimed < self.policy.max_records:
+            want = min(ROWS_PER_WRITE, self.policy.max_records - claimed)
+            with self._uow(write=True) as uow:
+                step = uow.outbox.claim(batch_id, want, lease)
+                uow.commit()
+            claimed += step
+            if step < want:
+                break
+        return (batch_id if claimed else None), False
+
+    def _ship(self, batch_id: str, *, retry: bool) -> int:
+        if retry:  # a fresh claim has just set its lease
+            with self._uow(write=True) as uow:
+                uow.outbox.extend_lease(batch_id, timedelta(seconds=self.policy.lease_s))
+                uow.commit()
+        with self._uow() as uow:
             batch = uow.outbox.load_batch(batch_id)
-            uow.commit()
         if not batch.records:
             self._owned_batch = None
             return 0
@@ -158,36 +180,40 @@ class OutboxFlusher:
                     "error": type(exc).__name__,
                 },
             )
-            with self._uow() as uow:
+            with self._uow(write=True) as uow:
                 uow.outbox.mark_failed(batch_id, self.stats.last_error, retry_at)
                 uow.commit()
             self._owned_batch = None  # settled: retried by due_claimed_batch after the back-off
             return 0
-        with self._uow() as uow:
-            done = uow.outbox.mark_done(batch_id)
-            uow.commit()
+        done = self._in_short_writes(lambda uow: uow.outbox.mark_done(batch_id, ROWS_PER_WRITE))
         self._owned_batch = None
         self._paused_until = 0.0
         self.stats.flushed_records += done
         self.stats.flushed_batches += 1
         return done
 
+    def _in_short_writes(self, step: Callable[[SqlAlchemyUnitOfWork], int]) -> int:
+        """Repeat ``step`` (which changes at most ``ROWS_PER_WRITE`` rows) in its own short write
+        transaction until it changes fewer; the total changed."""
+        total = 0
+        while True:
+            with self._uow(write=True) as uow:
+                changed = step(uow)
+                uow.commit()
+            total += changed
+            if changed < ROWS_PER_WRITE:
+                return total
+
     def purge_once(self) -> int:
         """Delete shipped rows older than ``retention_s``; how many went. Without this the
         outbox would keep every prediction's features in SQL forever, and the flusher's own
         queries would slow down as the table grew."""
         cutoff = utcnow() - timedelta(seconds=self.policy.retention_s)
-        purged = 0
-        while True:
-            # Small transactions: one DELETE of a busy hour's rows would hold SQLite's write lock
-            # (and so every request's commit) for seconds.
-            with self._uow() as uow:
-                step = uow.outbox.purge_done(cutoff, limit=_PURGE_CHUNK)
-                uow.commit()
-            purged += step
-            self.stats.purged_records += step
-            if step < _PURGE_CHUNK:
-                return purged
+        purged = self._in_short_writes(
+            lambda uow: uow.outbox.purge_done(cutoff, limit=ROWS_PER_WRITE)
+        )
+        self.stats.purged_records += purged
+        return purged
 
     def backlog(self) -> int:
         """Rows not yet in the blob store (a SQL count; cached in ``stats.backlog``)."""

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from fatigue_guard.storage.bulk_insert import insert_ignoring_conflicts
+from fatigue_guard.storage.bulk_insert import insert_ignoring_conflicts, insert_skipping_conflicts
 from fatigue_guard.storage.records import (
     FeedbackRecord,
     PredictionRecord,
@@ -104,7 +104,8 @@ class PredictionRepository:
             "event_id",
         )
         now = utcnow()
-        insert_ignoring_conflicts(
+        # Only new predictions get an outbox row, so none can conflict: no need to hear back.
+        insert_skipping_conflicts(
             self.session,
             OutboxEntry.__table__,  # type: ignore[arg-type]
             [
@@ -268,10 +269,12 @@ class OutboxRepository:
         )
 
     def oldest_unclaimed_at(self) -> datetime | None:
+        # The lowest id is the oldest row: one index step, where min(created_at) read them all.
         return self.session.scalar(
-            select(func.min(OutboxEntry.created_at)).where(
-                OutboxEntry.status == OUTBOX_PENDING, OutboxEntry.batch_id.is_(None)
-            )
+            select(OutboxEntry.created_at)
+            .where(OutboxEntry.status == OUTBOX_PENDING, OutboxEntry.batch_id.is_(None))
+            .order_by(OutboxEntry.id)
+            .limit(1)
         )
 
     def unclaimed_count(self) -> int:
@@ -323,10 +326,18 @@ class OutboxRepository:
         return len(ids)
 
     def load_batch(self, batch_id: str) -> OutboxBatch:
+        """Every row of the batch, done ones included: ``mark_done`` settles a batch in several
+        transactions, and a retry after a crash half-way must rewrite the batch's file with all
+        of its rows, not only those still pending."""
         rows = list(
             self.session.execute(
                 select(OutboxEntry.payload, OutboxEntry.attempts)
-                .where(OutboxEntry.batch_id == batch_id, OutboxEntry.status == OUTBOX_PENDING)
+                # The status term lets the (status, batch_id, id) index find the batch; without
+                # it each load scanned the whole table (184 ms at 300k rows).
+                .where(
+                    OutboxEntry.status.in_((OUTBOX_PENDING, OUTBOX_DONE)),
+                    OutboxEntry.batch_id == batch_id,
+                )
                 .order_by(OutboxEntry.id)
             )
         )
@@ -340,10 +351,15 @@ class OutboxRepository:
             .values(next_attempt_at=utcnow() + lease)
         )
 
-    def mark_done(self, batch_id: str) -> int:
+    def mark_done(self, batch_id: str, limit: int | None = None) -> int:
+        """Mark (at most ``limit`` of) the batch's pending rows done; how many were."""
+        condition = (OutboxEntry.batch_id == batch_id) & (OutboxEntry.status == OUTBOX_PENDING)
+        if limit is not None:
+            first = select(OutboxEntry.id).where(condition).order_by(OutboxEntry.id).limit(limit)
+            condition = OutboxEntry.id.in_(first.scalar_subquery())
         result = self.session.execute(
             update(OutboxEntry)
-            .where(OutboxEntry.batch_id == batch_id, OutboxEntry.status == OUTBOX_PENDING)
+            .where(condition)
             .values(status=OUTBOX_DONE, flushed_at=utcnow(), last_error=None)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
@@ -363,8 +379,10 @@ class OutboxRepository:
         """Drop flushed rows (their features now live in the blob store), at most ``limit``."""
         condition = (OutboxEntry.status == OUTBOX_DONE) & (OutboxEntry.flushed_at < older_than)
         if limit is not None:
-            oldest = select(OutboxEntry.id).where(condition).order_by(OutboxEntry.id).limit(limit)
-            condition = OutboxEntry.id.in_(oldest.scalar_subquery())
+            # No ORDER BY: it would sort every shipped row for each chunk. The index walks
+            # done rows by batch id, and batch ids sort by time, so old ones come first anyway.
+            some = select(OutboxEntry.id).where(condition).limit(limit)
+            condition = OutboxEntry.id.in_(some.scalar_subquery())
         result = self.session.execute(delete(OutboxEntry).where(condition))
         return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -33,7 +33,7 @@ def record_feedback(
     Raises :class:`PredictionNotFound` if no such prediction belongs to that user (same error
     whether it does not exist or is someone else's). Repeats return the first report.
     """
-    with uow_factory() as uow:
+    with uow_factory(write=True) as uow:
         stored, created = uow.feedback.add(record)
         uow.commit()
     return stored, created
@@ -44,7 +44,7 @@ def create_device_key(
 ) -> IssuedKey:
     """Create a key for ``user_id``; the plaintext is in the result only, never stored."""
     key_id, plaintext, key_hash = new_key()
-    with uow_factory() as uow:
+    with uow_factory(write=True) as uow:
         uow.devices.add(key_id, key_hash, user_id, label)
         uow.commit()
     return IssuedKey(key_id=key_id, user_id=user_id, plaintext=plaintext)
@@ -64,7 +64,7 @@ def verify_device_key(uow_factory: UnitOfWorkFactory, presented: str) -> str | N
 
 
 def revoke_device_key(uow_factory: UnitOfWorkFactory, key_id: str) -> bool:
-    with uow_factory() as uow:
+    with uow_factory(write=True) as uow:
         revoked = uow.devices.revoke(key_id)
         uow.commit()
     return revoked
@@ -100,7 +100,7 @@ def erase_user(
     SQL goes first, outbox included, so no flusher can ship the user's rows after the blob
     rewrite; then every Parquet file holding the user is rewritten without them.
     """
-    with uow_factory() as uow:
+    with uow_factory(write=True) as uow:
         sql = uow.users.erase(user_id)
         uow.commit()
     blob_records, blob_files = feature_store.erase_user(user_id)

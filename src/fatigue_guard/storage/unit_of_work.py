@@ -2,18 +2,22 @@
 
 Usage::
 
-    with uow_factory() as uow:
+    with uow_factory(write=True) as uow:
         uow.predictions.add_many([record])
         uow.commit()
 
 Leaving the block without ``commit()`` rolls back, so a failure half-way never leaves a
 prediction without its outbox row (or the reverse).
+
+``uow_factory(write=True)`` declares a transaction that writes: on SQLite, the writers of one
+process then take turns on a :class:`~fatigue_guard.storage.writer_lock.WriterLock` (see there
+for why). PostgreSQL locks rows, not the database, so there the flag does nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +32,7 @@ from fatigue_guard.storage.repository import (
     PredictionRepository,
     UserDataRepository,
 )
+from fatigue_guard.storage.writer_lock import WriterLock
 
 
 class SqlAlchemyUnitOfWork:
@@ -43,11 +48,18 @@ class SqlAlchemyUnitOfWork:
     retrain_runs: RetrainRunRepository
     deployments: DeploymentRepository
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        write_lock: WriterLock | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self._write_lock = write_lock
         self.session: Session | None = None
 
     def __enter__(self) -> SqlAlchemyUnitOfWork:
+        if self._write_lock is not None:
+            self._write_lock.acquire()
         session = self._session_factory()
         self.session = session
         self.predictions = PredictionRepository(session)
@@ -73,6 +85,8 @@ class SqlAlchemyUnitOfWork:
         finally:
             self.session.close()
             self.session = None
+            if self._write_lock is not None:
+                self._write_lock.release()
 
     def commit(self) -> None:
         assert self.session is not None, "use the unit of work as a context manager"
@@ -83,10 +97,18 @@ class SqlAlchemyUnitOfWork:
         self.session.rollback()
 
 
-UnitOfWorkFactory = Callable[[], SqlAlchemyUnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, write: bool = False) -> SqlAlchemyUnitOfWork:
+        """A unit of work; ``write=True`` if it will write."""
+        ...
 
 
 def unit_of_work_factory(engine: Engine) -> UnitOfWorkFactory:
     """A factory of fresh units of work on ``engine`` (thread-safe: one session per call)."""
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return lambda: SqlAlchemyUnitOfWork(sessions)
+    lock = WriterLock() if engine.dialect.name == "sqlite" else None
+
+    def make(*, write: bool = False) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(sessions, lock if write else None)
+
+    return make

@@ -1,0 +1,100 @@
+"""The SQLite writer lock: turns in arrival order, re-entrant, owner-checked."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fatigue_guard.storage.writer_lock import WriterLock
+
+
+def _wait_until(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_a_waiting_writer_goes_before_the_holder_comes_back() -> None:
+    """The starvation case: under load the group-commit writer releases and re-acquires at
+    once; the flusher, already waiting, must get the next turn."""
+    lock = WriterLock()
+    order: list[str] = []
+    lock.acquire()
+    waiting = threading.Event()
+
+    def flusher() -> None:
+        waiting.set()
+        lock.acquire()
+        order.append("flusher")
+        lock.release()
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    waiting.wait()
+    _wait_until(lambda: lock._cond._waiters)  # type: ignore[attr-defined]  # it is queued
+    lock.release()
+    lock.acquire()  # straight back, as a busy writer does
+    order.append("writer")
+    lock.release()
+    thread.join(5)
+    assert order == ["flusher", "writer"]
+
+
+def test_turns_follow_arrival_order() -> None:
+    lock = WriterLock()
+    lock.acquire()
+    order: list[int] = []
+    threads = []
+    for n in range(5):
+
+        def take(n: int = n) -> None:
+            lock.acquire()
+            order.append(n)
+            lock.release()
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        threads.append(thread)
+        # The next one arrives only once this one is queued.
+        _wait_until(lambda n=n: len(lock._cond._waiters) == n + 1)  # type: ignore[attr-defined]
+    lock.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_reentrant_for_its_owner_and_refuses_other_releasers() -> None:
+    lock = WriterLock()
+    lock.acquire()
+    lock.acquire()  # a writer opening a second write transaction must not wait for itself
+    lock.release()
+    errors: list[BaseException] = []
+
+    def intruder() -> None:
+        try:
+            lock.release()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=intruder)
+    thread.start()
+    thread.join(5)
+    assert len(errors) == 1
+    got_it = threading.Event()
+
+    def other() -> None:
+        lock.acquire()
+        got_it.set()
+        lock.release()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert not got_it.wait(0.1), "still held once: one release of two acquires"
+    lock.release()
+    thread.join(5)
+    assert got_it.is_set()
+    with pytest.raises(RuntimeError):
+        lock.release()
