@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
                     results.setdefault((target.label, c), []).append(
                         _wrk(target, concurrency=c, duration_s=args.duration)
                     )
+        data_plane = _data_plane_gauges(targets[0])
     finally:
         for process in processes:
             process.terminate()
@@ -142,6 +143,7 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
     _print_http_table(args, targets, levels, results)
+    _print_data_plane(data_plane)
     _print_in_process(args, settings, registered, frame)
 
 
@@ -373,6 +375,31 @@ def _print_http_table(
         f"{'met' if p99 <= 10 else 'NOT met'}); {speedup:.0f}x the throughput of mlflow models "
         f"serve (>= 20x: {'met' if speedup >= 20 else 'NOT met'}); logging keeps {kept:.0%} of "
         f"the bare throughput (>= 50%: {'met' if kept >= 0.5 else 'NOT met'})."
+    )
+
+
+def _data_plane_gauges(target: Target) -> dict[str, float]:
+    """The logging server's group-commit and outbox gauges once the load is over."""
+    text = httpx.get(target.url + "/metrics", timeout=10).text
+    names = ("fg_group_commits", "fg_group_committed_records", "fg_outbox_backlog")
+    return {
+        name: float(match.group(1))
+        for name in names
+        if (match := re.search(rf"^{name}\s+(\S+)$", text, re.M)) is not None
+    }
+
+
+def _print_data_plane(gauges: dict[str, float]) -> None:
+    """Whether the outbox flusher kept up: a starved flusher makes logging look cheaper than
+    it is (its work is deferred, not done), so the backlog left at the end is part of the
+    result."""
+    commits = gauges.get("fg_group_commits", 0.0)
+    records = gauges.get("fg_group_committed_records", 0.0)
+    print(
+        f"\nLogging server after the load: {records:,.0f} records in {commits:,.0f} group commits "
+        f"(mean group {records / max(commits, 1):.1f}); outbox backlog "
+        f"{gauges.get('fg_outbox_backlog', float('nan')):,.0f} records (the flusher ships "
+        "a batch per 500 or per 5 s, so a few hundred is steady state)."
     )
 
 

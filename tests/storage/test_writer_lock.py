@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from fatigue_guard.storage.factory import build_storage
 from fatigue_guard.storage.writer_lock import WriterLock
+from tests.storage.conftest import make_record, test_settings
 
 
 def _wait_until(condition: object, timeout_s: float = 5.0) -> None:
@@ -98,3 +101,41 @@ def test_reentrant_for_its_owner_and_refuses_other_releasers() -> None:
     assert got_it.is_set()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_request_and_flusher_writes_take_turns_on_sqlite(tmp_path: Path) -> None:
+    """Every writer of the data plane goes through the lock: while one write transaction is
+    open, a prediction's commit and the flusher's claim wait for it instead of meeting
+    SQLite's sleeping busy handler."""
+    storage = build_storage(test_settings(tmp_path))
+    storage.upgrade()
+    storage.start()
+    try:
+        storage.recorder.record(make_record("user-1"))  # something for the flusher to claim
+        done: list[str] = []
+        with storage.uow_factory(write=True):
+            record = threading.Thread(
+                target=lambda: (
+                    storage.recorder.record(make_record("user-2")),
+                    done.append("record"),
+                )
+            )
+            flush = threading.Thread(
+                target=lambda: (
+                    storage.recorder.flusher.flush_once(force=True),
+                    done.append("flush"),
+                )
+            )
+            record.start()
+            record.join(0.3)
+            assert done == [], "the prediction was committed while another writer held the lock"
+            flush.start()
+            flush.join(0.3)
+            assert done == []
+        record.join(10)
+        flush.join(10)
+        assert sorted(done) == ["flush", "record"]
+        assert storage.recorder.flusher.stats.flushed_records >= 1
+    finally:
+        storage.stop()
+        storage.close()

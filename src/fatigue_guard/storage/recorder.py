@@ -162,7 +162,7 @@ class PredictionRecorder:
         if self._db_known_down():
             return self._spool_answers(records)
         try:
-            with self._uow() as uow:
+            with self._uow(write=True) as uow:
                 inserted = uow.predictions.add_many(records)
                 missing = {r.event_id for r in records} - inserted
                 stored = uow.predictions.get_many(missing) if missing else {}
@@ -201,7 +201,7 @@ class PredictionRecorder:
             return BatchResult()
         if not self._db_known_down():
             try:
-                with self._uow() as uow:
+                with self._uow(write=True) as uow:
                     inserted = uow.predictions.add_many(records)
                     uow.commit()
             except DB_UNAVAILABLE:
@@ -247,7 +247,7 @@ class PredictionRecorder:
                 self._recent_spooled.popitem(last=False)
 
     def _replay_sink(self, records: Sequence[PredictionRecord]) -> None:
-        with self._uow() as uow:
+        with self._uow(write=True) as uow:
             uow.predictions.add_many(records)
             uow.commit()
 
