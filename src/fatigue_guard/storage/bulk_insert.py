@@ -1,4 +1,4 @@
-"""``INSERT ... ON CONFLICT DO NOTHING RETURNING key`` for many rows, as one driver statement.
+"""``INSERT ... ON CONFLICT DO NOTHING [RETURNING key]`` for many rows, as one driver statement.
 
 Why not SQLAlchemy's own insert construct: on the group-commit path (issue 6 item 5) its
 per-row parameter processing and "insertmanyvalues" bookkeeping cost about 0.1 ms of CPU per row
@@ -88,9 +88,10 @@ def insert_skipping_conflicts(
 ) -> None:
     """:func:`insert_ignoring_conflicts` for callers that need not know which rows went in.
 
-    Without RETURNING, SQLite produces no row per inserted row; each such row is a step of the
+    Without RETURNING, SQLite produces no row per inserted row. Each such row is a step of the
     statement, around which Python's sqlite3 gives the GIL up and must win it back from the
-    event loop (about a tenth of a millisecond each, under load).
+    busy event loop. Dropping RETURNING from both group-commit inserts measured about 8 % more
+    API throughput; the outbox insert is the one that can do without it.
     """
     for _ in _insert(session, table, rows, key, returning=False):
         pass
