@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     # Serving
     model_poll_interval_s: float = Field(default=30.0, gt=0)
     latency_budget_ms: float = 200.0
+    recorder_process: bool = Field(
+        default=True,
+        description=(
+            "Run an API process's prediction recorder (group commit, spool, outbox flusher) in "
+            "a child process, so that its SQL work never waits for the API's GIL. Off: the same "
+            "recorder runs as threads of the API process."
+        ),
+    )
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     record_predictions: bool = Field(
         default=True,

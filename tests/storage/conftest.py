@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.storage.factory import Storage, build_storage
 from fatigue_guard.storage.records import PredictionRecord
+from fatigue_guard.storage.tables import Prediction
 
 BASE_TIME = datetime(2025, 3, 1, 21, 30, tzinfo=UTC)
 
@@ -59,6 +61,11 @@ def spread_records(n: int, users: int = 5) -> list[PredictionRecord]:
         )
         for i in range(n)
     ]
+
+
+def prediction_count(storage: Storage) -> int:
+    with storage.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(Prediction)).scalar_one())
 
 
 def test_settings(home: Path, **overrides: object) -> Settings:

@@ -11,15 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.outbox import ROWS_PER_WRITE, OutboxFlusher
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.repository import OutboxRepository
 from fatigue_guard.storage.spool import Spool
-from fatigue_guard.storage.tables import OutboxEntry, Prediction
+from fatigue_guard.storage.tables import OutboxEntry
 from tests.fixtures.services import AzuriteFactory, TcpProxy
-from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
+from tests.storage.conftest import BASE_TIME, StorageFactory, prediction_count, spread_records
 
 
 def raw_rows_and_ids(store: FeatureStore) -> tuple[int, set[str]]:
@@ -27,11 +26,6 @@ def raw_rows_and_ids(store: FeatureStore) -> tuple[int, set[str]]:
     table = store.read(BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=5))
     raw = sum(len(FeatureStore(store.blobs).read_key(key)) for key in store.blobs.list("features/"))
     return raw, set(table["event_id"].to_pylist())
-
-
-def prediction_count(storage: Storage) -> int:
-    with storage.engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(Prediction)).scalar_one())
 
 
 def ids(records: list[PredictionRecord]) -> set[str]:

@@ -17,12 +17,12 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.group_commit import GroupCommitter, GroupCommitterStopped
 from fatigue_guard.storage.tables import Prediction
-from tests.storage.conftest import make_record, spread_records
+from tests.storage.conftest import make_record, prediction_count, spread_records
 
 
 class SlowDisk:
@@ -40,11 +40,6 @@ class SlowDisk:
             self.durable.update(items)
             self.batches.append(list(items))
         return [ValueError(f"bad {i}") if i < 0 else i * 10 for i in items]
-
-
-def prediction_count(storage: Storage) -> int:
-    with storage.engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(Prediction)).scalar_one())
 
 
 # -- GroupCommitter --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from fatigue_guard.serving.routes import (
 from fatigue_guard.serving.served_by import ServedByMiddleware
 from fatigue_guard.serving.state import ServingState
 from fatigue_guard.storage.factory import Storage, build_storage
+from fatigue_guard.storage.recorder_process import RecorderProcess
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def _load_model(state: ServingState) -> None:
 
 def _open_storage(settings: Settings) -> Storage:
     storage = build_storage(settings)
+    if settings.recorder_process:
+        storage.recorder = RecorderProcess(settings, local=storage.recorder)
     try:
         # Refuses an unmigrated or older schema, naming the command that fixes it.
         storage.check_schema()

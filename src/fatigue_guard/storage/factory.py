@@ -30,6 +30,7 @@ from fatigue_guard.storage.keys import IssuedKey
 from fatigue_guard.storage.outbox import FlushPolicy, OutboxFlusher
 from fatigue_guard.storage.reader import read_live_dataset
 from fatigue_guard.storage.recorder import PredictionRecorder
+from fatigue_guard.storage.recorder_process import RecorderProcess
 from fatigue_guard.storage.records import FeedbackRecord
 from fatigue_guard.storage.schema import check_schema_current, upgrade_database
 from fatigue_guard.storage.services import (
@@ -89,7 +90,8 @@ class Storage:
     uow_factory: UnitOfWorkFactory
     blobs: BlobStore
     feature_store: FeatureStore
-    recorder: PredictionRecorder
+    # An API process that owns its storage swaps in a RecorderProcess (settings.recorder_process).
+    recorder: PredictionRecorder | RecorderProcess
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -99,6 +99,9 @@ class PredictionRecorder:
         self._recent_lock = threading.Lock()
         self._stop = threading.Event()
         self._replayer: threading.Thread | None = None
+        # Groups that arrived through record_batch (the recorder process batches by itself).
+        self._batched_commits = 0
+        self._batched_records = 0
         self._committer: GroupCommitter[PredictionRecord, PredictionRecord] = GroupCommitter(
             self._store_batch,
             max_batch=group_commit_max_batch,
@@ -135,6 +138,22 @@ class PredictionRecorder:
             except GroupCommitterStopped:
                 pass
         return await asyncio.to_thread(self._store_one, record)
+
+    def record_batch(
+        self, records: Sequence[PredictionRecord]
+    ) -> list[PredictionRecord | BaseException]:
+        """What the group commit does with whatever queued meanwhile, for a caller that batches
+        by itself (:mod:`~fatigue_guard.storage.recorder_process`): store ``records`` durably in
+        one transaction and return one answer each, or the exception of a record that failed
+        alone."""
+        answers: list[PredictionRecord | BaseException | None] = [
+            self._spooled_answer(r) for r in records
+        ]
+        todo = [r for r, answer in zip(records, answers, strict=True) if answer is None]
+        stored = iter(self._store_batch(todo) if todo else [])
+        self._batched_commits += 1
+        self._batched_records += len(records)
+        return [answer if answer is not None else next(stored) for answer in answers]
 
     def _spooled_answer(self, record: PredictionRecord) -> PredictionRecord | None:
         # Answers given while spooling, so a client retry during an outage gets the same one.
@@ -336,6 +355,6 @@ class PredictionRecorder:
             replayed_total=self.spool.replayed_total,
             spool_pending=self.spool.has_pending(),
             db_available=not self._db_known_down(),
-            group_commits=g.batches,
-            group_committed_records=g.items,
+            group_commits=g.batches + self._batched_commits,
+            group_committed_records=g.items + self._batched_records,
         )

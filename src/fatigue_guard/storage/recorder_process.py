@@ -1,0 +1,371 @@
+"""The prediction recorder in a child process, so that its SQL work never waits for the API's GIL.
+
+Why: in one process, the group-commit writer gives the GIL up around every SQLite call and must
+win it back from the busy event loop each time. Under load that hand-back, not SQLite, was most
+of a commit: 2.35 ms per group of three records, of which SQLite and the fsync took about 1.2
+(see the serving benchmark in the README). Here the API process pickles each record down a pipe
+and is woken with the stored answer; a child process runs the data plane (one
+:class:`~fatigue_guard.storage.recorder.PredictionRecorder`: spool fallback, spool replay, outbox
+flusher) and commits, in ONE thread, whatever arrived while its previous commit ran: the same
+group commit, with nobody to hand the GIL to.
+
+The guarantee is unchanged: a request is answered only after the child reported its record
+durable (committed, or fsync'd to the spool). Idempotency is the recorder's own.
+
+Failures:
+
+- The API process dies (even SIGKILL): the child reads end-of-file, commits what it had read,
+  stops its flusher and exits. Nothing answered is lost (answered means committed).
+- The child dies: the records it had not acknowledged fail (their requests get 500: nothing was
+  answered, and clients retry with the same event_id), a new child is started, and meanwhile
+  records are written by an in-process recorder, inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+from uuid import UUID
+
+from fatigue_guard.config import Settings
+from fatigue_guard.storage.recorder import BatchResult, PredictionRecorder, RecorderStats
+from fatigue_guard.storage.records import PredictionRecord
+
+log = logging.getLogger(__name__)
+
+_STATS_INTERVAL_S = 0.5
+_START_TIMEOUT_S = 120.0
+
+
+class RecorderUnavailable(RuntimeError):
+    """The recorder process went away before it acknowledged a record."""
+
+
+class RecorderCallFailed(RuntimeError):
+    """An error raised in the recorder process (type and message: the object may not pickle)."""
+
+
+# The answer to a record that was stored as sent (the usual case): the API process has the
+# record already, so it is not pickled back.
+AS_SENT = "as-sent"
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """Who waits for one call: a thread (``future``) or a coroutine (``waiter`` on ``loop``),
+    and the record it sent, if it sent one."""
+
+    future: Future | None = None
+    waiter: asyncio.Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    sent: PredictionRecord | None = None
+
+
+class RecorderProcess:
+    """A :class:`~fatigue_guard.storage.recorder.PredictionRecorder` run in a child process.
+
+    Offers what the API uses of a recorder (``record``, ``record_async``, ``record_many``,
+    ``get``, ``drain``, ``stats``, ``start``, ``stop``). ``local`` is an in-process recorder on
+    the same stores, used inline while no child runs.
+    """
+
+    def __init__(self, settings: Settings, local: PredictionRecorder) -> None:
+        self._settings = settings
+        self.local = local
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._waiters: dict[int, _Waiter] = {}
+        self._seq = itertools.count(1)
+        self._link: threading.Thread | None = None
+        self._available = False
+        self._stopping = False
+        self._stats = local.stats()
+        self.restarts = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the child and wait until its recorder runs (it imports the data plane)."""
+        self._stopping = False
+        self._spawn()
+        self._link = threading.Thread(target=self._follow, name="recorder-link", daemon=True)
+        self._link.start()
+
+    def _spawn(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_child_main,
+            args=(self._settings, child),
+            name="fatigue-guard-recorder",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        if not parent.poll(_START_TIMEOUT_S):
+            process.kill()
+            raise RuntimeError(f"recorder process not ready within {_START_TIMEOUT_S:.0f} s")
+        kind, _, payload = parent.recv()
+        if kind != "ready":
+            process.join(5)
+            raise RuntimeError(f"recorder process failed to start: {payload}")
+        self._stats = payload
+        self._process, self._conn = process, parent
+        self._available = True
+        log.info("recorder process %s started", process.pid)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Let the child commit what it holds and flush the outbox within ``timeout_s``."""
+        self._stopping = True
+        self._available = False
+        process, conn = self._process, self._conn
+        if process is None or conn is None:
+            return
+        with contextlib.suppress(OSError), self._send_lock:
+            conn.send(("stop", 0, timeout_s))
+        process.join(timeout_s + 10)
+        if process.is_alive():
+            log.warning("recorder process did not stop in time; killing it")
+            process.kill()
+            process.join(5)
+        if self._link is not None:
+            self._link.join(5)
+        conn.close()
+        self._fail_waiters(RecorderUnavailable("recorder stopped"))
+        self._process = self._conn = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (tests kill it)."""
+        return self._process.pid if self._process is not None else None
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def record_async(self, record: PredictionRecord) -> PredictionRecord:
+        """Hand ``record`` to the child and await its stored answer (no thread hop)."""
+        if self._available:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            if self._send("record", record, _Waiter(waiter=waiter, loop=loop, sent=record)):
+                return await waiter
+        return await asyncio.to_thread(self.local.record, record)
+
+    def record(self, record: PredictionRecord) -> PredictionRecord:
+        future: Future = Future()
+        if self._available and self._send("record", record, _Waiter(future=future, sent=record)):
+            return future.result()
+        return self.local.record(record)
+
+    def record_many(self, records: Sequence[PredictionRecord]) -> BatchResult:
+        return self._call("record_many", list(records), self.local.record_many)
+
+    def get(self, event_id: UUID) -> PredictionRecord | None:
+        return self._call("get", event_id, self.local.get)
+
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        return self._call("drain", timeout_s, self.local.drain)
+
+    def stats(self) -> RecorderStats:
+        """The child's counters as of its last report (every half second; no round trip)."""
+        return self._stats if self._available else self.local.stats()
+
+    def _call(self, kind: str, payload: Any, inline: Callable[[Any], Any]) -> Any:
+        future: Future = Future()
+        if self._available and self._send(kind, payload, _Waiter(future=future)):
+            return future.result()
+        return inline(payload)
+
+    def _send(self, kind: str, payload: Any, waiter: _Waiter) -> bool:
+        """Pass a call to the child; ``False`` if there is no child to take it."""
+        seq = next(self._seq)
+        self._waiters[seq] = waiter
+        try:
+            with self._send_lock:
+                conn = self._conn
+                if conn is None:
+                    raise OSError("no recorder process")
+                conn.send((kind, seq, payload))
+        except OSError:
+            self._waiters.pop(seq, None)
+            return False
+        return True
+
+    # -- the link thread: answers from the child, and restarts ------------------------------
+
+    def _follow(self) -> None:
+        while True:
+            conn = self._conn
+            if conn is not None:
+                self._read_answers(conn)
+            self._available = False
+            self._fail_waiters(RecorderUnavailable("the recorder process went away"))
+            if self._stopping:
+                return
+            self.restarts += 1
+            log.error("recorder process died; recording inline until a new one runs")
+            try:
+                self._spawn()
+            except Exception:
+                log.exception("could not restart the recorder process; recording inline")
+                return
+
+    def _read_answers(self, conn: Connection) -> None:
+        while True:
+            try:
+                kind, _, payload = conn.recv()
+            except (EOFError, OSError):
+                return
+            if kind == "stats":
+                self._stats = payload
+            elif kind == "answers":
+                self._settle(payload)
+            elif kind == "stopped":
+                return
+
+    def _settle(self, answers: list[tuple[int, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+        for seq, ok, value in answers:
+            waiter = self._waiters.pop(seq, None)
+            if waiter is None:
+                continue
+            if not ok:
+                outcome: Any = RecorderCallFailed(value)
+            elif value == AS_SENT and waiter.sent is not None:
+                outcome = waiter.sent
+            else:
+                outcome = value
+            if waiter.future is not None:
+                _settle_future(waiter.future, outcome)
+            elif waiter.loop is not None and waiter.waiter is not None:
+                by_loop.setdefault(waiter.loop, []).append((waiter.waiter, outcome))
+        for loop, settled in by_loop.items():
+            # One wake-up per event loop per message; a closed loop has nobody waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_waiters, settled)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        failed = [(seq, False, f"{type(error).__name__}: {error}") for seq in list(self._waiters)]
+        self._settle(failed)
+
+
+def _settle_future(future: Future, outcome: Any) -> None:
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _settle_waiters(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for waiter, outcome in settled:
+        if waiter.done():  # cancelled (client went away): the record is stored all the same
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+
+def _child_main(settings: Settings, conn: Connection) -> None:
+    """Run one recorder until the parent says stop or goes away."""
+    from fatigue_guard.storage.factory import build_storage
+
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    send_lock = threading.Lock()
+
+    def send(message: tuple[str, int, Any]) -> None:
+        with contextlib.suppress(OSError), send_lock:  # parent gone: the records are stored
+            conn.send(message)
+
+    try:
+        storage = build_storage(settings)
+        recorder = storage.recorder
+        recorder.start()
+    except Exception as exc:
+        send(("failed", 0, f"{type(exc).__name__}: {exc}"))
+        raise
+    send(("ready", 0, recorder.stats()))
+    done = threading.Event()
+
+    def report_stats() -> None:
+        while not done.wait(_STATS_INTERVAL_S):
+            send(("stats", 0, recorder.stats()))
+
+    threading.Thread(target=report_stats, name="recorder-stats", daemon=True).start()
+    calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recorder-call")
+    timeout_s = 10.0
+    try:
+        while True:
+            try:
+                messages = [conn.recv()]
+                while conn.poll(0):  # everything that arrived during the last commit
+                    messages.append(conn.recv())
+            except (EOFError, OSError):
+                break  # the API process is gone
+            records = [(seq, payload) for kind, seq, payload in messages if kind == "record"]
+            if records:
+                stored = recorder.record_batch([record for _, record in records])
+                send(
+                    (
+                        "answers",
+                        0,
+                        [
+                            (seq, True, AS_SENT) if answer is record else _answer(seq, answer)
+                            for (seq, record), answer in zip(records, stored, strict=True)
+                        ],
+                    )
+                )
+            for kind, seq, payload in messages:
+                if kind == "stop":
+                    timeout_s = float(payload)
+                    raise _Stop
+                if kind != "record":
+                    calls.submit(_run_call, recorder, kind, payload).add_done_callback(
+                        lambda future, seq=seq: send(("answers", 0, [_answer(seq, future)]))
+                    )
+    except _Stop:
+        pass
+    finally:
+        calls.shutdown(wait=True)
+        done.set()
+        recorder.stop(timeout_s)
+        storage.close()
+        send(("stopped", 0, None))
+        conn.close()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_call(recorder: PredictionRecorder, kind: str, payload: Any) -> Any:
+    if kind == "record_many":
+        return recorder.record_many(payload)
+    if kind == "get":
+        return recorder.get(payload)
+    if kind == "drain":
+        return recorder.drain(payload)
+    raise ValueError(f"unknown recorder call {kind!r}")
+
+
+def _answer(seq: int, outcome: Any) -> tuple[int, bool, Any]:
+    if isinstance(outcome, Future):
+        error = outcome.exception()
+        outcome = error if error is not None else outcome.result()
+    if isinstance(outcome, BaseException):
+        return seq, False, f"{type(outcome).__name__}: {outcome}"
+    return seq, True, outcome

@@ -1,0 +1,184 @@
+"""The recorder in a child process: same answers, same durability, survives losing the child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from fatigue_guard.storage.factory import Storage
+from fatigue_guard.storage.recorder_process import (
+    RecorderCallFailed,
+    RecorderProcess,
+    RecorderUnavailable,
+)
+from fatigue_guard.storage.records import PredictionRecord
+from tests.storage.conftest import StorageFactory, make_record, prediction_count, spread_records
+
+
+@pytest.fixture
+def linked(database_url: str, storage_factory: StorageFactory) -> tuple[Storage, RecorderProcess]:
+    storage = storage_factory(database_url)
+    recorder = RecorderProcess(storage.settings, local=storage.recorder)
+    recorder.start()
+    yield storage, recorder
+    recorder.stop()
+
+
+def test_answers_are_stored_before_they_come_back(
+    linked: tuple[Storage, RecorderProcess],
+) -> None:
+    storage, recorder = linked
+    records = spread_records(300)
+    stored_when_answered: list[int] = []
+
+    async def main() -> list[PredictionRecord]:
+        gate = asyncio.Semaphore(16)
+
+        async def one(record: PredictionRecord) -> PredictionRecord:
+            async with gate:
+                answer = await recorder.record_async(record)
+            if record is records[-1]:
+                stored_when_answered.append(prediction_count(storage))
+            return answer
+
+        return await asyncio.gather(*(one(r) for r in records))
+
+    assert asyncio.run(main()) == records
+    assert prediction_count(storage) == 300
+    assert stored_when_answered and stored_when_answered[0] >= 1
+    # Idempotent: a re-send gets the first answer, from any entry point.
+    resent = replace(records[0], fatigue_probability=0.0)
+    assert recorder.record(resent) == records[0]
+    assert asyncio.run(recorder.record_async(resent)) == records[0]
+    fresh = spread_records(3)
+    result = recorder.record_many([*fresh, records[1]])
+    assert set(result.accepted) == {r.event_id for r in fresh}
+    assert result.duplicates == [records[1].event_id]
+    assert recorder.get(fresh[0].event_id) == fresh[0]
+    assert prediction_count(storage) == 303
+    # Concurrent requests shared commits, and the counters reach the API process.
+    deadline = time.monotonic() + 5
+    while recorder.stats().group_committed_records < 301 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = recorder.stats()
+    assert stats.group_committed_records >= 301
+    assert stats.group_commits < stats.group_committed_records
+
+
+def test_stop_commits_and_flushes_everything(
+    database_url: str, storage_factory: StorageFactory
+) -> None:
+    storage = storage_factory(database_url, blob_flush_max_records=10_000, blob_flush_max_age_s=60)
+    recorder = RecorderProcess(storage.settings, local=storage.recorder)
+    recorder.start()
+    for record in spread_records(40):
+        recorder.record(record)
+    recorder.stop()
+    assert storage.recorder.flusher.backlog() == 0
+    assert prediction_count(storage) == 40
+
+
+def test_a_killed_child_is_replaced_and_nothing_answered_is_lost(
+    linked: tuple[Storage, RecorderProcess],
+) -> None:
+    storage, recorder = linked
+    first_pid = recorder.pid
+    assert first_pid is not None
+    answered: list[PredictionRecord] = []
+    failed: list[PredictionRecord] = []
+    stop = threading.Event()
+
+    def load(user: str) -> None:
+        n = 0
+        while not stop.is_set():
+            record = make_record(user, seed=n)
+            n += 1
+            try:
+                assert recorder.record(record) == record
+                answered.append(record)
+            except (RecorderUnavailable, RecorderCallFailed):
+                failed.append(record)
+
+    threads = [threading.Thread(target=load, args=(f"user-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    os.kill(first_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while (recorder.pid == first_pid or recorder.stats().group_committed_records == 0) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    time.sleep(0.5)  # some load on the new child
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert recorder.restarts == 1 and recorder.pid not in (None, first_pid)
+    # Every answered record is stored; an unanswered one may or may not be, and its retry (same
+    # event_id, as a client would send it) gets a stored answer either way.
+    for record in failed:
+        assert recorder.record(record) == record
+    assert prediction_count(storage) == len(answered) + len(failed)
+
+
+_API_PROCESS = """
+import sys
+from pathlib import Path
+from fatigue_guard.storage.factory import build_storage
+from fatigue_guard.storage.recorder_process import RecorderProcess
+from tests.storage.conftest import spread_records, test_settings
+
+storage = build_storage(test_settings(Path(sys.argv[1]), database_url=sys.argv[2] or None))
+recorder = RecorderProcess(storage.settings, local=storage.recorder)
+recorder.start()
+for record in spread_records(50):
+    recorder.record(record)
+print(recorder.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_the_child_exits_when_the_api_process_is_killed(
+    database_url: str, storage_factory: StorageFactory, tmp_path: Path
+) -> None:
+    """No orphan: the child reads end-of-file, finishes and exits; what was answered stays."""
+    storage = storage_factory(database_url)  # migrates; the "API process" below uses it too
+    api = subprocess.Popen(
+        [sys.executable, "-c", _API_PROCESS, str(storage.settings.home_dir), database_url],
+        cwd=Path(__file__).parents[2],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert api.stdout is not None
+        child = int(api.stdout.readline())
+        api.kill()
+        api.wait(10)
+        deadline = time.monotonic() + 30
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the recorder process outlived its API process"
+    finally:
+        if api.poll() is None:
+            api.kill()
+    assert prediction_count(storage) == 50
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
