@@ -221,7 +221,7 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             # One wake-up of each event loop per batch, whatever the batch size. A closed loop
             # raises RuntimeError: nobody is waiting there any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve_waiters, settled)
+                loop.call_soon_threadsafe(resolve_waiters, settled)
 
     def _fail_leftovers(self) -> None:
         stopped = GroupCommitterStopped(f"{self._name} stopped")
@@ -237,10 +237,11 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             self._settle(leftovers, None, stopped)
 
 
-def _resolve_waiters(settled: list[tuple[asyncio.Future, object]]) -> None:
-    """Runs on the event loop: hand each waiting coroutine its result or error."""
+def resolve_waiters(settled: list[tuple[asyncio.Future, object]]) -> None:
+    """Runs on the event loop: hand each waiting coroutine its result or error (a waiter whose
+    client went away is skipped; its item is stored all the same)."""
     for waiter, outcome in settled:
-        if waiter.done():  # cancelled (client went away): the item is stored all the same
+        if waiter.done():
             continue
         if isinstance(outcome, BaseException):
             waiter.set_exception(outcome)

@@ -38,6 +38,7 @@ from typing import Any
 from uuid import UUID
 
 from fatigue_guard.config import Settings
+from fatigue_guard.storage.group_commit import resolve_waiters
 from fatigue_guard.storage.recorder import BatchResult, PredictionRecorder, RecorderStats
 from fatigue_guard.storage.records import PredictionRecord
 
@@ -252,7 +253,7 @@ class RecorderProcess:
         for loop, settled in by_loop.items():
             # One wake-up per event loop per message; a closed loop has nobody waiting.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle_waiters, settled)
+                loop.call_soon_threadsafe(resolve_waiters, settled)
 
     def _fail_waiters(self, error: BaseException) -> None:
         failed = [(seq, False, f"{type(error).__name__}: {error}") for seq in list(self._waiters)]
@@ -264,16 +265,6 @@ def _settle_future(future: Future, outcome: Any) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-def _settle_waiters(settled: list[tuple[asyncio.Future, Any]]) -> None:
-    for waiter, outcome in settled:
-        if waiter.done():  # cancelled (client went away): the record is stored all the same
-            continue
-        if isinstance(outcome, BaseException):
-            waiter.set_exception(outcome)
-        else:
-            waiter.set_result(outcome)
 
 
 # -- the child ---------------------------------------------------------------------------------
