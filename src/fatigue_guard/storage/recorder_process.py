@@ -210,6 +210,9 @@ class RecorderProcess:
             if conn is not None:
                 self._read_answers(conn)
             self._available = False
+            if conn is not None and not self._stopping:  # stop() closes it after the join
+                with self._send_lock:  # not under a sender's feet
+                    conn.close()
             self._fail_waiters(RecorderUnavailable("the recorder process went away"))
             if self._stopping:
                 return
