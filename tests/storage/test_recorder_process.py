@@ -182,3 +182,35 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by init) counts as gone.
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def test_a_child_that_will_not_start_is_retried_and_records_go_inline_meanwhile(
+    linked: tuple[Storage, RecorderProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, recorder = linked
+    monkeypatch.setattr("fatigue_guard.storage.recorder_process.RESPAWN_BACKOFF_S", (0.2, 0.4))
+    real_spawn = RecorderProcess._spawn
+    attempts: list[float] = []
+
+    def flaky(self: RecorderProcess) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 2:
+            raise RuntimeError("disk full")
+        real_spawn(self)
+
+    monkeypatch.setattr(RecorderProcess, "_spawn", flaky)
+    first = recorder.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    inline = make_record("user-inline")
+    assert recorder.record(inline) == inline  # no child: written by the API process itself
+    while (len(attempts) < 3 or recorder.pid == first) and time.monotonic() < deadline + 60:
+        time.sleep(0.05)
+    assert len(attempts) == 3 and recorder.pid not in (None, first)
+    assert attempts[2] - attempts[1] >= attempts[1] - attempts[0] >= 0.2  # backing off
+    after = make_record("user-after")
+    assert recorder.record(after) == after
+    assert prediction_count(storage) == 2

@@ -17,8 +17,9 @@ Failures:
 - The API process dies (even SIGKILL): the child reads end-of-file, commits what it had read,
   stops its flusher and exits. Nothing answered is lost (answered means committed).
 - The child dies: the records it had not acknowledged fail (their requests get 500: nothing was
-  answered, and clients retry with the same event_id), a new child is started, and meanwhile
-  records are written by an in-process recorder, inline.
+  answered, and clients retry with the same event_id), a new child is started (retried with
+  back-off if it fails to start), and meanwhile records are written by an in-process recorder,
+  inline.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 _STATS_INTERVAL_S = 0.5
 _START_TIMEOUT_S = 120.0
+# First and longest wait between attempts to replace a dead child (it may fail to start too, e.g.
+# while the disk is full); records are written inline meanwhile.
+RESPAWN_BACKOFF_S = (0.5, 30.0)
 
 
 class RecorderUnavailable(RuntimeError):
@@ -92,6 +96,7 @@ class RecorderProcess:
         self._link: threading.Thread | None = None
         self._available = False
         self._stopping = False
+        self._stopped = threading.Event()  # wakes a back-off between restarts
         self._stats = local.stats()
         self.restarts = 0
 
@@ -100,6 +105,7 @@ class RecorderProcess:
     def start(self) -> None:
         """Start the child and wait until its recorder runs (it imports the data plane)."""
         self._stopping = False
+        self._stopped.clear()
         self._spawn()
         self._link = threading.Thread(target=self._follow, name="recorder-link", daemon=True)
         self._link.start()
@@ -129,6 +135,7 @@ class RecorderProcess:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Let the child commit what it holds and flush the outbox within ``timeout_s``."""
         self._stopping = True
+        self._stopped.set()
         self._available = False
         process, conn = self._process, self._conn
         if process is None or conn is None:
@@ -218,11 +225,23 @@ class RecorderProcess:
                 return
             self.restarts += 1
             log.error("recorder process died; recording inline until a new one runs")
+            if not self._respawn():
+                return
+
+    def _respawn(self) -> bool:
+        """Start a new child, retrying with back-off; ``False`` if stopped meanwhile."""
+        delay, longest = RESPAWN_BACKOFF_S
+        while not self._stopped.is_set():
             try:
                 self._spawn()
+                return True
             except Exception:
-                log.exception("could not restart the recorder process; recording inline")
-                return
+                log.exception(
+                    "recorder process did not start; recording inline, retry in %.1f s", delay
+                )
+            self._stopped.wait(delay)
+            delay = min(delay * 2, longest)
+        return False
 
     def _read_answers(self, conn: Connection) -> None:
         while True:
