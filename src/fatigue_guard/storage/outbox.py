@@ -144,15 +144,9 @@ class OutboxFlusher:
             return None, False
         batch_id = new_batch_id(now)
         lease = timedelta(seconds=self.policy.lease_s)
-        claimed = 0
-        while claimed < self.policy.max_records:
-            want = min(ROWS_PER_WRITE, self.policy.max_records - claimed)
-            with self._uow(write=True) as uow:
-                step = uow.outbox.claim(batch_id, want, lease)
-                uow.commit()
-            claimed += step
-            if step < want:
-                break
+        claimed = self._in_short_writes(
+            lambda uow, rows: uow.outbox.claim(batch_id, rows, lease), up_to=self.policy.max_records
+        )
         return (batch_id if claimed else None), False
 
     def _ship(self, batch_id: str, *, retry: bool) -> int:
@@ -186,33 +180,36 @@ class OutboxFlusher:
                 uow.commit()
             self._owned_batch = None  # settled: retried by due_claimed_batch after the back-off
             return 0
-        done = self._in_short_writes(lambda uow: uow.outbox.mark_done(batch_id, ROWS_PER_WRITE))
+        done = self._in_short_writes(lambda uow, rows: uow.outbox.mark_done(batch_id, rows))
         self._owned_batch = None
         self._paused_until = 0.0
         self.stats.flushed_records += done
         self.stats.flushed_batches += 1
         return done
 
-    def _in_short_writes(self, step: Callable[[SqlAlchemyUnitOfWork], int]) -> int:
-        """Repeat ``step`` (which changes at most ``ROWS_PER_WRITE`` rows) in its own short write
-        transaction until it changes fewer; the total changed."""
+    def _in_short_writes(
+        self, step: Callable[[SqlAlchemyUnitOfWork, int], int], *, up_to: int | None = None
+    ) -> int:
+        """Repeat ``step(uow, rows)``, which changes at most ``rows`` rows (``ROWS_PER_WRITE``,
+        less near ``up_to``), each time in its own short write transaction, until it changes
+        fewer than asked or ``up_to`` rows changed in all; the total changed."""
         total = 0
-        while True:
+        while up_to is None or total < up_to:
+            rows = ROWS_PER_WRITE if up_to is None else min(ROWS_PER_WRITE, up_to - total)
             with self._uow(write=True) as uow:
-                changed = step(uow)
+                changed = step(uow, rows)
                 uow.commit()
             total += changed
-            if changed < ROWS_PER_WRITE:
-                return total
+            if changed < rows:
+                break
+        return total
 
     def purge_once(self) -> int:
         """Delete shipped rows older than ``retention_s``; how many went. Without this the
         outbox would keep every prediction's features in SQL forever, and the flusher's own
         queries would slow down as the table grew."""
         cutoff = utcnow() - timedelta(seconds=self.policy.retention_s)
-        purged = self._in_short_writes(
-            lambda uow: uow.outbox.purge_done(cutoff, limit=ROWS_PER_WRITE)
-        )
+        purged = self._in_short_writes(lambda uow, rows: uow.outbox.purge_done(cutoff, rows))
         self.stats.purged_records += purged
         return purged
 
@@ -247,10 +244,6 @@ class OutboxFlusher:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="outbox-flusher", daemon=True)
         self._thread.start()
-
-    def wake(self) -> None:
-        """Run a step now instead of at the next poll."""
-        self._wake.set()
 
     def notify(self, records: int) -> None:
         """Hint that ``records`` rows were committed to the outbox.
