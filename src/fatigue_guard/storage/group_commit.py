@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -41,7 +41,9 @@ BatchWriter = Callable[[Sequence[ItemT]], Sequence[ResultT]]
 
 
 @dataclass(slots=True)
-class _Pending(Generic[ItemT]):
+class Pending(Generic[ItemT]):
+    """One caller waiting for the outcome of its ``item``; see :func:`deliver`."""
+
     item: ItemT
     # Exactly one of the two is set: a thread waits on ``future``, a coroutine on ``waiter``.
     future: Future | None = None
@@ -106,17 +108,17 @@ class GroupCommitter(Generic[ItemT, ResultT]):
     def submit(self, item: ItemT) -> Future:
         """Queue ``item``; the future resolves to its result once its batch is durable."""
         future: Future = Future()
-        self._put(_Pending(item, future=future))
+        self._put(Pending(item, future=future))
         return future
 
     async def submit_async(self, item: ItemT) -> ResultT:
         """Queue ``item`` and await its result (call from the event loop; no thread hop)."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        self._put(_Pending(item, waiter=waiter, loop=loop))
+        self._put(Pending(item, waiter=waiter, loop=loop))
         return await waiter
 
-    def _put(self, pending: _Pending) -> None:
+    def _put(self, pending: Pending) -> None:
         with self._accept_lock:
             if not self._accepting:
                 raise GroupCommitterStopped(f"{self._name} is not running")
@@ -164,7 +166,7 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             if stopping:
                 return
 
-    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+    def _collect(self, first: Pending) -> tuple[list[Pending], bool]:
         """``first`` plus whatever else is queued (up to ``max_batch``); whether STOP was seen."""
         batch = [first]
         deadline = time.monotonic() + self._max_wait_s if self._max_wait_s > 0 else None
@@ -185,7 +187,7 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             batch.append(nxt)
         return batch, False
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[Pending]) -> None:
         try:
             results = self._write_batch([p.item for p in batch])
             if len(results) != len(batch):
@@ -202,26 +204,14 @@ class GroupCommitter(Generic[ItemT, ResultT]):
 
     @staticmethod
     def _settle(
-        batch: list[_Pending],
+        batch: list[Pending],
         results: Sequence[object] | None,
         error: BaseException | None,
     ) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
-        for index, pending in enumerate(batch):
-            outcome = error if error is not None else results[index]  # type: ignore[index]
-            if pending.future is not None:
-                if isinstance(outcome, BaseException):
-                    pending.future.set_exception(outcome)
-                else:
-                    pending.future.set_result(outcome)
-            else:
-                assert pending.loop is not None and pending.waiter is not None
-                by_loop.setdefault(pending.loop, []).append((pending.waiter, outcome))
-        for loop, settled in by_loop.items():
-            # One wake-up of each event loop per batch, whatever the batch size. A closed loop
-            # raises RuntimeError: nobody is waiting there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(resolve_waiters, settled)
+        deliver(
+            (pending, error if error is not None else results[index])  # type: ignore[index]
+            for index, pending in enumerate(batch)
+        )
 
     def _fail_leftovers(self) -> None:
         stopped = GroupCommitterStopped(f"{self._name} stopped")
@@ -237,7 +227,26 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             self._settle(leftovers, None, stopped)
 
 
-def resolve_waiters(settled: list[tuple[asyncio.Future, object]]) -> None:
+def deliver(outcomes: Iterable[tuple[Pending, object]]) -> None:
+    """Hand each waiting caller its outcome (a result, or an exception to raise): a thread's
+    future at once, coroutines with one wake-up of each event loop for the lot, whatever their
+    number. A closed loop raises RuntimeError: nobody is waiting there any more."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+    for pending, outcome in outcomes:
+        if pending.future is not None:
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+        else:
+            assert pending.loop is not None and pending.waiter is not None
+            by_loop.setdefault(pending.loop, []).append((pending.waiter, outcome))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_waiters, settled)
+
+
+def _resolve_waiters(settled: list[tuple[asyncio.Future, object]]) -> None:
     """Runs on the event loop: hand each waiting coroutine its result or error (a waiter whose
     client went away is skipped; its item is stored all the same)."""
     for waiter, outcome in settled:

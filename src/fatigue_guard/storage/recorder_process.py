@@ -33,13 +33,12 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID
 
 from fatigue_guard.config import Settings
-from fatigue_guard.storage.group_commit import resolve_waiters
+from fatigue_guard.storage.group_commit import Pending, deliver
 from fatigue_guard.storage.recorder import BatchResult, PredictionRecorder, RecorderStats
 from fatigue_guard.storage.records import PredictionRecord
 
@@ -65,17 +64,6 @@ class RecorderCallFailed(RuntimeError):
 AS_SENT = "as-sent"
 
 
-@dataclass(slots=True)
-class _Waiter:
-    """Who waits for one call: a thread (``future``) or a coroutine (``waiter`` on ``loop``),
-    and the record it sent, if it sent one."""
-
-    future: Future | None = None
-    waiter: asyncio.Future | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    sent: PredictionRecord | None = None
-
-
 class RecorderProcess:
     """A :class:`~fatigue_guard.storage.recorder.PredictionRecorder` run in a child process.
 
@@ -91,12 +79,12 @@ class RecorderProcess:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
-        self._waiters: dict[int, _Waiter] = {}
+        # Calls the child has not answered yet; ``item`` is the record sent, if one was.
+        self._waiters: dict[int, Pending[PredictionRecord | None]] = {}
         self._seq = itertools.count(1)
         self._link: threading.Thread | None = None
         self._available = False
-        self._stopping = False
-        self._stopped = threading.Event()  # wakes a back-off between restarts
+        self._stopped = threading.Event()  # also wakes a back-off between restarts
         self._stats = local.stats()
         self.restarts = 0
 
@@ -104,7 +92,6 @@ class RecorderProcess:
 
     def start(self) -> None:
         """Start the child and wait until its recorder runs (it imports the data plane)."""
-        self._stopping = False
         self._stopped.clear()
         self._spawn()
         self._link = threading.Thread(target=self._follow, name="recorder-link", daemon=True)
@@ -134,7 +121,6 @@ class RecorderProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Let the child commit what it holds and flush the outbox within ``timeout_s``."""
-        self._stopping = True
         self._stopped.set()
         self._available = False
         process, conn = self._process, self._conn
@@ -165,15 +151,12 @@ class RecorderProcess:
         if self._available:
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            if self._send("record", record, _Waiter(waiter=waiter, loop=loop, sent=record)):
+            if self._send("record", record, Pending(record, waiter=waiter, loop=loop)):
                 return await waiter
         return await asyncio.to_thread(self.local.record, record)
 
     def record(self, record: PredictionRecord) -> PredictionRecord:
-        future: Future = Future()
-        if self._available and self._send("record", record, _Waiter(future=future, sent=record)):
-            return future.result()
-        return self.local.record(record)
+        return self._call("record", record, self.local.record, sent=record)
 
     def record_many(self, records: Sequence[PredictionRecord]) -> BatchResult:
         return self._call("record_many", list(records), self.local.record_many)
@@ -188,13 +171,19 @@ class RecorderProcess:
         """The child's counters as of its last report (every half second; no round trip)."""
         return self._stats if self._available else self.local.stats()
 
-    def _call(self, kind: str, payload: Any, inline: Callable[[Any], Any]) -> Any:
+    def _call(
+        self,
+        kind: str,
+        payload: Any,
+        inline: Callable[[Any], Any],
+        sent: PredictionRecord | None = None,
+    ) -> Any:
         future: Future = Future()
-        if self._available and self._send(kind, payload, _Waiter(future=future)):
+        if self._available and self._send(kind, payload, Pending(sent, future=future)):
             return future.result()
         return inline(payload)
 
-    def _send(self, kind: str, payload: Any, waiter: _Waiter) -> bool:
+    def _send(self, kind: str, payload: Any, waiter: Pending[PredictionRecord | None]) -> bool:
         """Pass a call to the child; ``False`` if there is no child to take it."""
         seq = next(self._seq)
         self._waiters[seq] = waiter
@@ -217,11 +206,11 @@ class RecorderProcess:
             if conn is not None:
                 self._read_answers(conn)
             self._available = False
-            if conn is not None and not self._stopping:  # stop() closes it after the join
+            if conn is not None and not self._stopped.is_set():  # else stop() closes it
                 with self._send_lock:  # not under a sender's feet
                     conn.close()
             self._fail_waiters(RecorderUnavailable("the recorder process went away"))
-            if self._stopping:
+            if self._stopped.is_set():
                 return
             self.restarts += 1
             log.error("recorder process died; recording inline until a new one runs")
@@ -257,36 +246,22 @@ class RecorderProcess:
                 return
 
     def _settle(self, answers: list[tuple[int, bool, Any]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+        outcomes: list[tuple[Pending, object]] = []
         for seq, ok, value in answers:
-            waiter = self._waiters.pop(seq, None)
-            if waiter is None:
+            pending = self._waiters.pop(seq, None)
+            if pending is None:
                 continue
             if not ok:
-                outcome: Any = RecorderCallFailed(value)
-            elif value == AS_SENT and waiter.sent is not None:
-                outcome = waiter.sent
+                outcomes.append((pending, RecorderCallFailed(value)))
+            elif value == AS_SENT and pending.item is not None:
+                outcomes.append((pending, pending.item))
             else:
-                outcome = value
-            if waiter.future is not None:
-                _settle_future(waiter.future, outcome)
-            elif waiter.loop is not None and waiter.waiter is not None:
-                by_loop.setdefault(waiter.loop, []).append((waiter.waiter, outcome))
-        for loop, settled in by_loop.items():
-            # One wake-up per event loop per message; a closed loop has nobody waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(resolve_waiters, settled)
+                outcomes.append((pending, value))
+        deliver(outcomes)
 
     def _fail_waiters(self, error: BaseException) -> None:
         failed = [(seq, False, f"{type(error).__name__}: {error}") for seq in list(self._waiters)]
         self._settle(failed)
-
-
-def _settle_future(future: Future, outcome: Any) -> None:
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -320,9 +295,9 @@ def _child_main(settings: Settings, conn: Connection) -> None:
 
     threading.Thread(target=report_stats, name="recorder-stats", daemon=True).start()
     calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recorder-call")
-    timeout_s = 10.0
+    stop_timeout_s: float | None = None  # set by the parent's "stop"
     try:
-        while True:
+        while stop_timeout_s is None:
             try:
                 messages = [conn.recv()]
                 while conn.poll(0):  # everything that arrived during the last commit
@@ -344,25 +319,19 @@ def _child_main(settings: Settings, conn: Connection) -> None:
                 )
             for kind, seq, payload in messages:
                 if kind == "stop":
-                    timeout_s = float(payload)
-                    raise _Stop
+                    stop_timeout_s = float(payload)
+                    break
                 if kind != "record":
                     calls.submit(_run_call, recorder, kind, payload).add_done_callback(
                         lambda future, seq=seq: send(("answers", 0, [_answer(seq, future)]))
                     )
-    except _Stop:
-        pass
     finally:
         calls.shutdown(wait=True)
         done.set()
-        recorder.stop(timeout_s)
+        recorder.stop(10.0 if stop_timeout_s is None else stop_timeout_s)
         storage.close()
         send(("stopped", 0, None))
         conn.close()
-
-
-class _Stop(Exception):
-    pass
 
 
 def _run_call(recorder: PredictionRecorder, kind: str, payload: Any) -> Any:
