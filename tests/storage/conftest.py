@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,13 @@ def spread_records(n: int, users: int = 5) -> list[PredictionRecord]:
         )
         for i in range(n)
     ]
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float = 0.05) -> None:
+    """Poll ``condition`` until it holds or ``timeout_s`` passed; the caller asserts after."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(poll_s)
 
 
 def prediction_count(storage: Storage) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from fatigue_guard.storage.blob import AzureBlobStore, BlobNotFound, BlobStore, 
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.tables import OutboxEntry
-from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
+from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records, wait_until
 
 
 @pytest.fixture(params=["local", pytest.param("azurite", marks=pytest.mark.azurite)])
@@ -120,9 +119,7 @@ def test_flusher_thread_ships_by_age(database_url: str, storage_factory: Storage
     records: list[PredictionRecord] = spread_records(7)
     for record in records:
         storage.recorder.record(record)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and storage.recorder.flusher.stats.flushed_records < 7:
-        time.sleep(0.05)
+    wait_until(lambda: storage.recorder.flusher.stats.flushed_records >= 7, timeout_s=15)
     assert storage.recorder.flusher.stats.flushed_records == 7
     assert len(storage.blobs.list("features/")) >= 1
 
@@ -137,9 +134,7 @@ def test_flusher_purges_shipped_rows_after_retention(
     records = spread_records(30)
     for record in records:
         storage.recorder.record(record)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and storage.recorder.flusher.stats.purged_records < 30:
-        time.sleep(0.05)
+    wait_until(lambda: storage.recorder.flusher.stats.purged_records >= 30, timeout_s=15)
     assert storage.recorder.flusher.stats.purged_records == 30
     with storage.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(OutboxEntry)) == 0

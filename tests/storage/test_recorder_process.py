@@ -21,7 +21,13 @@ from fatigue_guard.storage.recorder_process import (
     RecorderUnavailable,
 )
 from fatigue_guard.storage.records import PredictionRecord
-from tests.storage.conftest import StorageFactory, make_record, prediction_count, spread_records
+from tests.storage.conftest import (
+    StorageFactory,
+    make_record,
+    prediction_count,
+    spread_records,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -66,9 +72,7 @@ def test_answers_are_stored_before_they_come_back(
     assert recorder.get(fresh[0].event_id) == fresh[0]
     assert prediction_count(storage) == 303
     # Concurrent requests shared commits, and the counters reach the API process.
-    deadline = time.monotonic() + 5
-    while recorder.stats().group_committed_records < 301 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: recorder.stats().group_committed_records >= 301, timeout_s=5)
     stats = recorder.stats()
     assert stats.group_committed_records >= 301
     assert stats.group_commits < stats.group_committed_records
@@ -113,11 +117,10 @@ def test_a_killed_child_is_replaced_and_nothing_answered_is_lost(
         thread.start()
     time.sleep(0.5)
     os.kill(first_pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while (recorder.pid == first_pid or recorder.stats().group_committed_records == 0) and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
+    wait_until(
+        lambda: recorder.pid != first_pid and recorder.stats().group_committed_records > 0,
+        timeout_s=60,
+    )
     time.sleep(0.5)  # some load on the new child
     stop.set()
     for thread in threads:
@@ -164,9 +167,7 @@ def test_the_child_exits_when_the_api_process_is_killed(
         child = int(api.stdout.readline())
         api.kill()
         api.wait(10)
-        deadline = time.monotonic() + 30
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not _alive(child), timeout_s=30)
         assert not _alive(child), "the recorder process outlived its API process"
     finally:
         if api.poll() is None:
@@ -202,13 +203,10 @@ def test_a_child_that_will_not_start_is_retried_and_records_go_inline_meanwhile(
     first = recorder.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while not attempts and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: attempts, timeout_s=10, poll_s=0.01)
     inline = make_record("user-inline")
     assert recorder.record(inline) == inline  # no child: written by the API process itself
-    while (len(attempts) < 3 or recorder.pid == first) and time.monotonic() < deadline + 60:
-        time.sleep(0.05)
+    wait_until(lambda: len(attempts) >= 3 and recorder.pid != first, timeout_s=70)
     assert len(attempts) == 3 and recorder.pid not in (None, first)
     assert attempts[2] - attempts[1] >= attempts[1] - attempts[0] >= 0.2  # backing off
     after = make_record("user-after")

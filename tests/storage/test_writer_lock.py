@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from fatigue_guard.storage.factory import build_storage
 from fatigue_guard.storage.writer_lock import WriterLock
-from tests.storage.conftest import make_record, test_settings
-
-
-def _wait_until(condition: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
+from tests.storage.conftest import make_record, test_settings, wait_until
 
 
 def test_a_waiting_writer_goes_before_the_holder_comes_back() -> None:
@@ -37,7 +29,8 @@ def test_a_waiting_writer_goes_before_the_holder_comes_back() -> None:
     thread = threading.Thread(target=flusher)
     thread.start()
     waiting.wait()
-    _wait_until(lambda: lock._cond._waiters)  # type: ignore[attr-defined]  # it is queued
+    wait_until(lambda: lock._cond._waiters, timeout_s=5, poll_s=0.001)  # type: ignore[attr-defined]
+    assert lock._cond._waiters, "the flusher is queued"  # type: ignore[attr-defined]
     lock.release()
     lock.acquire()  # straight back, as a busy writer does
     order.append("writer")
@@ -62,7 +55,8 @@ def test_turns_follow_arrival_order() -> None:
         thread.start()
         threads.append(thread)
         # The next one arrives only once this one is queued.
-        _wait_until(lambda n=n: len(lock._cond._waiters) == n + 1)  # type: ignore[attr-defined]
+        wait_until(lambda n=n: len(lock._cond._waiters) == n + 1, timeout_s=5, poll_s=0.001)  # type: ignore[attr-defined]
+        assert len(lock._cond._waiters) == n + 1  # type: ignore[attr-defined]
     lock.release()
     for thread in threads:
         thread.join(5)
