@@ -95,7 +95,9 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
+def prepare(args: argparse.Namespace, home: Path) -> tuple[Settings, Any, Any, list[Target]]:
+    """Train (or reuse) the production model in ``home``, issue a device key; the settings, the
+    registered version, the simulated frame and the three servers to start."""
     settings = Settings(
         home=home,
         database_url=None,
@@ -110,15 +112,17 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
         say(f"training a {args.trees}-tree forest on {args.users} simulated users (HOME {home})")
         registered = train_model(settings, frame, seed=args.seed, n_jobs=2).registered
         assert registered is not None, "training registered no model"
-    version = str(registered.version)
 
     body = request_bodies(frame.iloc[-1:])[0]
     storage = build_storage(settings.model_copy(update={"database_url": args.database_url}))
     storage.upgrade()
     key = storage.create_device_key(body["user_id"]).plaintext
     storage.close()
+    return settings, registered, frame, _targets(args, settings, str(registered.version), body, key)
 
-    targets = _targets(args, settings, version, body, key)
+
+def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
+    settings, registered, frame, targets = prepare(args, home)
     processes = [_start(t, home) for t in targets]
     try:
         for target in targets:

@@ -1,0 +1,104 @@
+"""Two configurations of the logging API, served side by side in interleaved rounds.
+
+The machine is shared and its speed drifts by a quarter within an hour, so comparing two runs made
+minutes apart says little. This starts the logging server of ``benchmarks/serving.py`` twice, on
+the same model, database file and key, once with the ``--a`` and once with the ``--b``
+environment overrides (``NAME=VALUE``, repeatable), and runs ``wrk`` against each in turn, round
+after round. The README's side-by-side figures come from it, e.g. the recorder process against
+the in-process recorder::
+
+    .venv/bin/python benchmarks/serving_ab.py --b FATIGUE_GUARD_RECORDER_PROCESS=false
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from serving import WrkResult, _check_answer, _start, _wait_ready, _wrk, prepare
+
+
+def main() -> None:
+    args = _parse()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    home = args.home or Path(tempfile.mkdtemp(prefix="fg-serving-ab-"))
+    try:
+        _, _, _, targets = prepare(args, home)
+        logging_on = targets[0]
+        variants = [
+            dataclasses.replace(
+                logging_on,
+                label=f"{name}: {' '.join(overrides) or 'defaults'}",
+                command=[*logging_on.command[:-1], str(logging_on.port + i)],
+                env={**logging_on.env, **dict(o.split("=", 1) for o in overrides)},
+                port=logging_on.port + i,
+            )
+            for i, (name, overrides) in enumerate((("A", args.a), ("B", args.b)))
+        ]
+        results = _run(args, variants, home)
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+    print(
+        f"\n### Side by side, concurrency {args.concurrency}, {args.duration:g} s per run, "
+        f"median of {args.repeats} interleaved rounds\n"
+    )
+    print("| variant | requests/s | p50 (ms) | p99 (ms) | errors / requests | rounds (req/s) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, runs in results.items():
+        rps = [r.rps for r in runs]
+        print(
+            f"| {label} | {statistics.median(rps):,.0f} | "
+            f"{statistics.median(r.p50_ms for r in runs):.2f} | "
+            f"{statistics.median(r.p99_ms for r in runs):.2f} | "
+            f"{sum(r.errors for r in runs)} / {sum(r.requests for r in runs):,} | "
+            f"{', '.join(f'{x:,.0f}' for x in rps)} |"
+        )
+
+
+def _run(args: argparse.Namespace, variants: list, home: Path) -> dict[str, list[WrkResult]]:
+    processes = [_start(v, home) for v in variants]
+    try:
+        for variant in variants:
+            _wait_ready(variant)
+            _check_answer(variant)
+            _wrk(variant, concurrency=8, duration_s=1.0)  # warm-up, not measured
+        results: dict[str, list[WrkResult]] = {v.label: [] for v in variants}
+        for _ in range(args.repeats):
+            for variant in variants:
+                results[variant.label].append(
+                    _wrk(variant, concurrency=args.concurrency, duration_s=args.duration)
+                )
+        return results
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--users", type=int, default=300, help="simulated users (30 days each)")
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--base-port", type=int, default=18_500)
+    parser.add_argument("--database-url")
+    parser.add_argument("--home", type=Path, help="HOME to use and keep")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
