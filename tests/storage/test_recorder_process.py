@@ -212,3 +212,69 @@ def test_a_child_that_will_not_start_is_retried_and_records_go_inline_meanwhile(
     after = make_record("user-after")
     assert recorder.record(after) == after
     assert prediction_count(storage) == 2
+
+
+def test_event_loop_records_survive_a_killed_child(
+    linked: tuple[Storage, RecorderProcess],
+) -> None:
+    """The event loop reads its answers itself; a child killed mid-load fails only records it
+    had not answered, and those answered before it died reach their callers."""
+    storage, recorder = linked
+    first_pid = recorder.pid
+    assert first_pid is not None
+    answered: list[PredictionRecord] = []
+    failed: list[PredictionRecord] = []
+
+    async def load(user: str, until: float) -> None:
+        n = 0
+        while time.monotonic() < until:
+            record = make_record(user, seed=n)
+            n += 1
+            try:
+                assert await recorder.record_async(record) == record
+                answered.append(record)
+            except (RecorderUnavailable, RecorderCallFailed):
+                failed.append(record)
+
+    async def main() -> None:
+        until = time.monotonic() + 3.0
+        tasks = [asyncio.create_task(load(f"user-{i}", until)) for i in range(8)]
+        await asyncio.sleep(0.7)
+        os.kill(first_pid, signal.SIGKILL)
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    wait_until(lambda: recorder.pid not in (None, first_pid), timeout_s=60)
+    assert answered and recorder.restarts == 1
+    for record in failed:
+        assert recorder.record(record) == record
+    assert prediction_count(storage) == len(answered) + len(failed)
+    # The new child answers the next loop too.
+    after = make_record("user-after")
+    assert asyncio.run(recorder.record_async(after)) == after
+
+
+def test_two_event_loops_at_once_both_get_their_answers(
+    linked: tuple[Storage, RecorderProcess],
+) -> None:
+    """The first loop reads the answer pipe; a second one running meanwhile (e.g. a test
+    client's) is answered through the control pipe instead."""
+    storage, recorder = linked
+    results: dict[str, list[PredictionRecord]] = {}
+
+    def run_loop(user: str) -> None:
+        records = [make_record(user, seed=n) for n in range(100)]
+
+        async def main() -> list[PredictionRecord]:
+            return list(await asyncio.gather(*(recorder.record_async(r) for r in records)))
+
+        results[user] = asyncio.run(main())
+        assert results[user] == records
+
+    threads = [threading.Thread(target=run_loop, args=(f"loop-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == ["loop-0", "loop-1"]
+    assert prediction_count(storage) == 200

@@ -27,7 +27,7 @@ from fatigue_guard.storage.blob import AzureBlobStore, BlobStore, LocalBlobStore
 from fatigue_guard.storage.engine import create_db_engine
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.keys import IssuedKey
-from fatigue_guard.storage.outbox import FlushPolicy, OutboxFlusher
+from fatigue_guard.storage.outbox import BatchShipper, FlushPolicy, OutboxFlusher
 from fatigue_guard.storage.reader import read_live_dataset
 from fatigue_guard.storage.recorder import PredictionRecorder
 from fatigue_guard.storage.recorder_process import RecorderProcess
@@ -70,9 +70,12 @@ def flush_policy(settings: Settings) -> FlushPolicy:
 
 
 def build_recorder(
-    settings: Settings, uow_factory: UnitOfWorkFactory, feature_store: FeatureStore
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    feature_store: FeatureStore,
+    shipper: BatchShipper | None = None,
 ) -> PredictionRecorder:
-    flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings))
+    flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings), shipper)
     return PredictionRecorder(
         uow_factory,
         flusher,
@@ -148,8 +151,10 @@ class Storage:
         )
 
 
-def build_storage(settings: Settings) -> Storage:
-    """The data plane for ``settings`` (no threads started, no schema touched)."""
+def build_storage(settings: Settings, *, shipper: BatchShipper | None = None) -> Storage:
+    """The data plane for ``settings`` (no threads started, no schema touched); ``shipper``
+    replaces the outbox flusher's in-thread batch writing (the recorder process's
+    :class:`~fatigue_guard.storage.shipper_process.ShipperProcess`)."""
     settings.ensure_home()
     engine = build_engine(settings)
     uow_factory = unit_of_work_factory(engine)
@@ -161,5 +166,5 @@ def build_storage(settings: Settings) -> Storage:
         uow_factory=uow_factory,
         blobs=blobs,
         feature_store=feature_store,
-        recorder=build_recorder(settings, uow_factory, feature_store),
+        recorder=build_recorder(settings, uow_factory, feature_store, shipper),
     )

@@ -230,7 +230,8 @@ class GroupCommitter(Generic[ItemT, ResultT]):
 def deliver(outcomes: Iterable[tuple[Pending, object]]) -> None:
     """Hand each waiting caller its outcome (a result, or an exception to raise): a thread's
     future at once, coroutines with one wake-up of each event loop for the lot, whatever their
-    number. A closed loop raises RuntimeError: nobody is waiting there any more."""
+    number (or at once, when called on their loop). A closed loop raises RuntimeError: nobody
+    is waiting there any more."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
     for pending, outcome in outcomes:
         if pending.future is not None:
@@ -241,7 +242,14 @@ def deliver(outcomes: Iterable[tuple[Pending, object]]) -> None:
         else:
             assert pending.loop is not None and pending.waiter is not None
             by_loop.setdefault(pending.loop, []).append((pending.waiter, outcome))
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
     for loop, settled in by_loop.items():
+        if loop is here:  # called on the waiters' own loop: no wake-up needed
+            _resolve_waiters(settled)
+            continue
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_resolve_waiters, settled)
 

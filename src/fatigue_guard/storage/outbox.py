@@ -75,19 +75,58 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}"
 
 
+@dataclass(frozen=True, slots=True)
+class ShipResult:
+    """What writing one claimed batch to the feature store came to."""
+
+    records: int  # rows the batch holds (0: none left under its id)
+    attempts: int  # failed attempts before this one (they set the back-off)
+    error: str | None = None  # the feature store refused the write: "Type: message"
+
+
+# Step 2 for one batch id: read the batch and write it to the feature store.
+BatchShipper = Callable[[str], ShipResult]
+
+
+def ship_batch(
+    uow_factory: UnitOfWorkFactory, feature_store: FeatureStore, batch_id: str
+) -> ShipResult:
+    """Read the claimed batch ``batch_id`` and write it to the feature store (step 2).
+
+    A failed write comes back as ``error`` (the flusher backs off and retries the batch); a
+    failed read raises (the SQL database is down: the flusher backs off as a whole).
+    """
+    with uow_factory() as uow:
+        batch = uow.outbox.load_batch(batch_id)
+    if not batch.records:
+        return ShipResult(0, batch.attempts)
+    try:
+        feature_store.write_batch(batch_id, batch.records)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        return ShipResult(len(batch.records), batch.attempts, error)
+    return ShipResult(len(batch.records), batch.attempts)
+
+
 class OutboxFlusher:
     """Ships outbox rows to the feature store; run it as a thread with :meth:`start`/:meth:`stop`
-    or step it by hand with :meth:`flush_once` / :meth:`drain` (tests, CLI)."""
+    or step it by hand with :meth:`flush_once` / :meth:`drain` (tests, CLI).
+
+    ``shipper`` does step 2 (read a claimed batch, write it to the store); by default
+    :func:`ship_batch` in this thread. Claims and done-marks (the writes) are always made here.
+    """
 
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
         feature_store: FeatureStore,
         policy: FlushPolicy | None = None,
+        shipper: BatchShipper | None = None,
     ) -> None:
         self._uow = uow_factory
         self.feature_store = feature_store
         self.policy = policy or FlushPolicy()
+        self._shipper = shipper or self._ship_here
         self.stats = FlusherStats()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -154,25 +193,22 @@ class OutboxFlusher:
             with self._uow(write=True) as uow:
                 uow.outbox.extend_lease(batch_id, timedelta(seconds=self.policy.lease_s))
                 uow.commit()
-        with self._uow() as uow:
-            batch = uow.outbox.load_batch(batch_id)
-        if not batch.records:
+        shipped = self._shipper(batch_id)
+        if not shipped.records:
             self._owned_batch = None
             return 0
-        try:
-            self.feature_store.write_batch(batch_id, batch.records)
-        except Exception as exc:
+        if shipped.error is not None:
             self.stats.flush_failures += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            delay = self.policy.backoff(batch.attempts + 1)
+            self.stats.last_error = shipped.error
+            delay = self.policy.backoff(shipped.attempts + 1)
             retry_at = utcnow() + delay
             self._paused_until = time.monotonic() + delay.total_seconds()
             log.warning(
                 "feature batch write failed; will retry",
                 extra={
                     "batch_id": batch_id,
-                    "records": len(batch.records),
-                    "error": type(exc).__name__,
+                    "records": shipped.records,
+                    "error": shipped.error.split(":", 1)[0],
                 },
             )
             with self._uow(write=True) as uow:
@@ -186,6 +222,9 @@ class OutboxFlusher:
         self.stats.flushed_records += done
         self.stats.flushed_batches += 1
         return done
+
+    def _ship_here(self, batch_id: str) -> ShipResult:
+        return ship_batch(self._uow, self.feature_store, batch_id)
 
     def _in_short_writes(
         self, step: Callable[[SqlAlchemyUnitOfWork, int], int], *, up_to: int | None = None

@@ -12,6 +12,14 @@ group commit, with nobody to hand the GIL to.
 The guarantee is unchanged: a request is answered only after the child reported its record
 durable (committed, or fsync'd to the spool). Idempotency is the recorder's own.
 
+The answers to the event loop's records come back on a pipe of their own that the event loop
+reads itself (``add_reader``), so each answer wakes the awaiting request directly. Through a
+reader thread, every answer first had to win the GIL from the busy event loop and then wake the
+loop again through its self-pipe: the time between the child's commit and the loop seeing the
+answer was most of a logged request's wait (see the serving benchmark in the README). Other
+calls (threads' records, edge syncs, reads, drains) and the child's counters keep the control
+pipe and its reader thread, which also notices a dead child and starts a new one.
+
 Failures:
 
 - The API process dies (even SIGKILL): the child reads end-of-file, commits what it had read,
@@ -31,6 +39,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -78,6 +87,11 @@ class RecorderProcess:
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        # The current child's answer pipe for event-loop records, the loop that reads it, and
+        # the pipes that loop watches (a dead child's until its end-of-file is read).
+        self._answers: Connection | None = None
+        self._answers_loop: asyncio.AbstractEventLoop | None = None
+        self._watched: set[Connection] = set()
         self._send_lock = threading.Lock()
         # Calls the child has not answered yet; ``item`` is the record sent, if one was.
         self._waiters: dict[int, Pending[PredictionRecord | None]] = {}
@@ -99,14 +113,16 @@ class RecorderProcess:
 
     def _spawn(self) -> None:
         parent, child = self._context.Pipe(duplex=True)
+        answers, child_answers = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_child_main,
-            args=(self._settings, child),
+            args=(self._settings, child, child_answers),
             name="fatigue-guard-recorder",
             daemon=True,
         )
         process.start()
         child.close()
+        child_answers.close()
         if not parent.poll(_START_TIMEOUT_S):
             process.kill()
             raise RuntimeError(f"recorder process not ready within {_START_TIMEOUT_S:.0f} s")
@@ -115,7 +131,7 @@ class RecorderProcess:
             process.join(5)
             raise RuntimeError(f"recorder process failed to start: {payload}")
         self._stats = payload
-        self._process, self._conn = process, parent
+        self._process, self._conn, self._answers = process, parent, answers
         self._available = True
         log.info("recorder process %s started", process.pid)
 
@@ -128,7 +144,17 @@ class RecorderProcess:
             return
         with contextlib.suppress(OSError), self._send_lock:
             conn.send(("stop", 0, timeout_s))
-        process.join(timeout_s + 10)
+        # Keep reading the answer pipe meanwhile: the child must not block on a full pipe.
+        answers = self._answers
+        reads_answers = answers is not None and self._may_read_answers_here()
+        deadline = time.monotonic() + timeout_s + 10
+        while process.is_alive() and time.monotonic() < deadline:
+            if reads_answers:
+                self._read_answer_pipe(answers)
+            process.join(0.05)
+        if reads_answers:
+            self._read_answer_pipe(answers)
+            self._close_answer_pipe(answers)
         if process.is_alive():
             log.warning("recorder process did not stop in time; killing it")
             process.kill()
@@ -137,7 +163,7 @@ class RecorderProcess:
             self._link.join(5)
         conn.close()
         self._fail_waiters(RecorderUnavailable("recorder stopped"))
-        self._process = self._conn = None
+        self._process = self._conn = self._answers = None
 
     @property
     def pid(self) -> int | None:
@@ -151,7 +177,8 @@ class RecorderProcess:
         if self._available:
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            if self._send("record", record, Pending(record, waiter=waiter, loop=loop)):
+            kind = "record-to-loop" if self._loop_reads_answers(loop) else "record"
+            if self._send(kind, record, Pending(record, waiter=waiter, loop=loop)):
                 return await waiter
         return await asyncio.to_thread(self.local.record, record)
 
@@ -198,6 +225,54 @@ class RecorderProcess:
             return False
         return True
 
+    # -- the answer pipe, read by the event loop --------------------------------------------
+
+    def _loop_reads_answers(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` (the running one) reads the current child's answer pipe; the first
+        loop to ask does, for as long as it is open (a second one, e.g. a test client's, is
+        answered through the control pipe)."""
+        answers = self._answers
+        if answers is None:
+            return False
+        owner = self._answers_loop
+        if owner is not loop:
+            if owner is not None and not owner.is_closed():
+                return False
+            self._answers_loop = loop
+            self._watched.clear()  # a closed loop watches nothing
+        if answers not in self._watched:  # first call, or a new child
+            loop.add_reader(answers.fileno(), self._read_answer_pipe, answers)
+            self._watched.add(answers)
+        return True
+
+    def _may_read_answers_here(self) -> bool:
+        owner = self._answers_loop
+        if owner is None or owner.is_closed():
+            return True
+        try:
+            return asyncio.get_running_loop() is owner
+        except RuntimeError:
+            return not owner.is_running()
+
+    def _read_answer_pipe(self, pipe: Connection) -> None:
+        """Settle every answer waiting in ``pipe``; at its end-of-file (the child is gone) stop
+        watching it: the link thread fails what the child left unanswered."""
+        if pipe.closed:
+            return
+        try:
+            while pipe.poll(0):
+                self._settle(pipe.recv())
+        except (EOFError, OSError):
+            self._close_answer_pipe(pipe)
+
+    def _close_answer_pipe(self, pipe: Connection) -> None:
+        owner = self._answers_loop
+        if pipe in self._watched:
+            self._watched.discard(pipe)
+            if owner is not None and not owner.is_closed():
+                owner.remove_reader(pipe.fileno())
+        pipe.close()
+
     # -- the link thread: answers from the child, and restarts ------------------------------
 
     def _follow(self) -> None:
@@ -209,9 +284,11 @@ class RecorderProcess:
             if conn is not None and not self._stopped.is_set():  # else stop() closes it
                 with self._send_lock:  # not under a sender's feet
                     conn.close()
-            self._fail_waiters(RecorderUnavailable("the recorder process went away"))
+            gone = RecorderUnavailable("the recorder process went away")
             if self._stopped.is_set():
+                self._fail_waiters(gone)
                 return
+            self._fail_after_loop_answers(gone, list(self._waiters))
             self.restarts += 1
             log.error("recorder process died; recording inline until a new one runs")
             if not self._respawn():
@@ -259,17 +336,34 @@ class RecorderProcess:
                 outcomes.append((pending, value))
         deliver(outcomes)
 
-    def _fail_waiters(self, error: BaseException) -> None:
-        failed = [(seq, False, f"{type(error).__name__}: {error}") for seq in list(self._waiters)]
-        self._settle(failed)
+    def _fail_waiters(self, error: BaseException, seqs: list[int] | None = None) -> None:
+        seqs = list(self._waiters) if seqs is None else seqs
+        self._settle([(seq, False, f"{type(error).__name__}: {error}") for seq in seqs])
+
+    def _fail_after_loop_answers(self, error: BaseException, seqs: list[int]) -> None:
+        """Fail the calls ``seqs`` of a dead child, but only once the event loop has read the
+        answers it sent before dying: those records are stored and their callers are answered."""
+        owner, answers = self._answers_loop, self._answers
+        if owner is not None and answers in self._watched and owner.is_running():
+
+            def read_then_fail() -> None:
+                self._read_answer_pipe(answers)
+                self._fail_waiters(error, seqs)
+
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: fail them here
+                owner.call_soon_threadsafe(read_then_fail)
+                return
+        self._fail_waiters(error, seqs)
 
 
 # -- the child ---------------------------------------------------------------------------------
 
 
-def _child_main(settings: Settings, conn: Connection) -> None:
-    """Run one recorder until the parent says stop or goes away."""
+def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) -> None:
+    """Run one recorder until the parent says stop or goes away. Answers to records of the
+    parent's event loop go down ``loop_answers``, all else down ``conn``."""
     from fatigue_guard.storage.factory import build_storage
+    from fatigue_guard.storage.shipper_process import ShipperProcess
 
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -279,8 +373,11 @@ def _child_main(settings: Settings, conn: Connection) -> None:
         with contextlib.suppress(OSError), send_lock:  # parent gone: the records are stored
             conn.send(message)
 
+    # Batches are read and written to the blob store in a process of its own: that work kept
+    # the GIL from the commit loop for milliseconds at a time (see shipper_process).
+    shipper = ShipperProcess(settings)
     try:
-        storage = build_storage(settings)
+        storage = build_storage(settings, shipper=shipper)
         recorder = storage.recorder
         recorder.start()
     except Exception as exc:
@@ -304,24 +401,24 @@ def _child_main(settings: Settings, conn: Connection) -> None:
                     messages.append(conn.recv())
             except (EOFError, OSError):
                 break  # the API process is gone
-            records = [(seq, payload) for kind, seq, payload in messages if kind == "record"]
+            records = [m for m in messages if m[0] in _RECORDS]
             if records:
-                stored = recorder.record_batch([record for _, record in records])
-                send(
-                    (
-                        "answers",
-                        0,
-                        [
-                            (seq, True, AS_SENT) if answer is record else _answer(seq, answer)
-                            for (seq, record), answer in zip(records, stored, strict=True)
-                        ],
+                stored = recorder.record_batch([record for _, _, record in records])
+                answers: dict[str, list[tuple[int, bool, Any]]] = {kind: [] for kind in _RECORDS}
+                for (kind, seq, record), answer in zip(records, stored, strict=True):
+                    answers[kind].append(
+                        (seq, True, AS_SENT) if answer is record else _answer(seq, answer)
                     )
-                )
+                if answers["record"]:
+                    send(("answers", 0, answers["record"]))
+                if answers["record-to-loop"]:
+                    with contextlib.suppress(OSError):  # parent gone: the records are stored
+                        loop_answers.send(answers["record-to-loop"])
             for kind, seq, payload in messages:
                 if kind == "stop":
                     stop_timeout_s = float(payload)
                     break
-                if kind != "record":
+                if kind not in _RECORDS:
                     calls.submit(_run_call, recorder, kind, payload).add_done_callback(
                         lambda future, seq=seq: send(("answers", 0, [_answer(seq, future)]))
                     )
@@ -329,9 +426,15 @@ def _child_main(settings: Settings, conn: Connection) -> None:
         calls.shutdown(wait=True)
         done.set()
         recorder.stop(10.0 if stop_timeout_s is None else stop_timeout_s)
+        shipper.close()
         storage.close()
         send(("stopped", 0, None))
         conn.close()
+        loop_answers.close()
+
+
+# Records answered down the control pipe (to a thread) or the answer pipe (to the event loop).
+_RECORDS = ("record", "record-to-loop")
 
 
 def _run_call(recorder: PredictionRecorder, kind: str, payload: Any) -> Any:

@@ -1,0 +1,92 @@
+"""The flusher's batch shipping in a process of its own: same files; survives being killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+
+from fatigue_guard.storage.factory import Storage, build_storage
+from fatigue_guard.storage.outbox import OutboxFlusher
+from fatigue_guard.storage.shipper_process import ShipperProcess, ShipperUnavailable
+from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
+
+
+@pytest.fixture
+def shipped(
+    database_url: str, storage_factory: StorageFactory
+) -> tuple[Storage, OutboxFlusher, ShipperProcess]:
+    """A storage whose flusher ships through a ShipperProcess (as in the recorder process)."""
+    migrated = storage_factory(database_url)
+    shipper = ShipperProcess(migrated.settings)
+    storage = build_storage(migrated.settings, shipper=shipper)
+    yield storage, storage.recorder.flusher, shipper
+    shipper.close()
+    storage.close()
+
+
+def _stored_event_ids(storage: Storage) -> list[str]:
+    window = (BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=5))
+    return sorted(str(e) for e in storage.feature_store.read(*window)["event_id"].to_pylist())
+
+
+def test_batches_reach_the_store_through_the_shipper_process(
+    shipped: tuple[Storage, OutboxFlusher, ShipperProcess],
+) -> None:
+    storage, flusher, shipper = shipped
+    records = spread_records(120)
+    storage.recorder.record_many(records)
+    assert flusher.drain(timeout_s=60)
+    assert shipper.pid is not None and shipper.pid != os.getpid()
+    assert _stored_event_ids(storage) == sorted(str(r.event_id) for r in records)
+    shipper.close()
+    assert shipper.pid is None
+
+
+def test_a_killed_shipper_is_replaced_and_its_batch_is_retried_once(
+    shipped: tuple[Storage, OutboxFlusher, ShipperProcess],
+) -> None:
+    storage, flusher, shipper = shipped
+    first = spread_records(30)
+    storage.recorder.record_many(first)
+    assert flusher.flush_once(force=True) == 30
+    pid = shipper.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    second = spread_records(50)[30:]
+    storage.recorder.record_many(second)
+    # The claim is made, the dead shipper is noticed: the batch stays claimed for a retry.
+    with pytest.raises(ShipperUnavailable):
+        flusher.flush_once(force=True)
+    assert flusher.backlog() == 20
+    assert flusher.flush_once(force=True) == 20  # a new shipper, the same batch
+    assert shipper.pid not in (None, pid)
+    assert flusher.backlog() == 0
+    assert _stored_event_ids(storage) == sorted(str(r.event_id) for r in first + second)
+
+
+def test_a_store_that_refuses_the_write_backs_the_batch_off(
+    shipped: tuple[Storage, OutboxFlusher, ShipperProcess],
+) -> None:
+    """The write error is the shipper process's, the back-off and retry the flusher's."""
+    storage, flusher, _ = shipped
+    before = spread_records(10)
+    storage.recorder.record_many(before)
+    assert flusher.flush_once(force=True) == 10
+    # A file where the feature folder should be: no write under it can succeed, even as root.
+    features = storage.settings.local_blob_root / "features"
+    features.rename(features.with_name("features-aside"))
+    features.write_text("in the way")
+    after = spread_records(25)[10:]
+    storage.recorder.record_many(after)
+    assert flusher.flush_once(force=True) == 0
+    assert flusher.stats.flush_failures == 1
+    assert flusher.stats.last_error is not None
+    assert flusher.stats.last_error.split(":")[0].endswith("Error")
+    assert flusher.backlog() == 15
+    features.unlink()
+    features.with_name("features-aside").rename(features)
+    assert flusher.drain(timeout_s=60)
+    assert _stored_event_ids(storage) == sorted(str(r.event_id) for r in before + after)
