@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from fatigue_guard.storage.recorder_process import (
 )
 from fatigue_guard.storage.records import PredictionRecord
 from tests.storage.conftest import (
+    BASE_TIME,
     StorageFactory,
     make_record,
     prediction_count,
@@ -89,6 +91,31 @@ def test_stop_commits_and_flushes_everything(
     recorder.stop()
     assert storage.recorder.flusher.backlog() == 0
     assert prediction_count(storage) == 40
+
+
+def test_the_child_ships_batches_while_it_records(
+    database_url: str, storage_factory: StorageFactory
+) -> None:
+    """In the child, batches are shipped by the shipper process and the flusher's claims and
+    done-marks are run by the commit loop, while records keep arriving."""
+    storage = storage_factory(database_url, blob_flush_max_records=20, outbox_poll_interval_s=0.1)
+    recorder = RecorderProcess(storage.settings, local=storage.recorder)
+    recorder.start()
+    try:
+        records = spread_records(150)
+
+        async def main() -> list[PredictionRecord]:
+            return list(await asyncio.gather(*(recorder.record_async(r) for r in records)))
+
+        assert asyncio.run(main()) == records
+        wait_until(lambda: recorder.stats().flushed_records >= 140, timeout_s=60)
+        assert recorder.stats().flush_failures == 0
+    finally:
+        recorder.stop()
+    assert storage.recorder.flusher.backlog() == 0
+    window = (BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=5))
+    stored = storage.feature_store.read(*window)["event_id"].to_pylist()
+    assert sorted(map(str, stored)) == sorted(str(r.event_id) for r in records)
 
 
 def test_a_killed_child_is_replaced_and_nothing_answered_is_lost(

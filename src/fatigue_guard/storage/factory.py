@@ -27,7 +27,7 @@ from fatigue_guard.storage.blob import AzureBlobStore, BlobStore, LocalBlobStore
 from fatigue_guard.storage.engine import create_db_engine
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.keys import IssuedKey
-from fatigue_guard.storage.outbox import BatchShipper, FlushPolicy, OutboxFlusher
+from fatigue_guard.storage.outbox import BatchShipper, CallRunner, FlushPolicy, OutboxFlusher
 from fatigue_guard.storage.reader import read_live_dataset
 from fatigue_guard.storage.recorder import PredictionRecorder
 from fatigue_guard.storage.recorder_process import RecorderProcess
@@ -74,8 +74,9 @@ def build_recorder(
     uow_factory: UnitOfWorkFactory,
     feature_store: FeatureStore,
     shipper: BatchShipper | None = None,
+    write_on: CallRunner | None = None,
 ) -> PredictionRecorder:
-    flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings), shipper)
+    flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings), shipper, write_on)
     return PredictionRecorder(
         uow_factory,
         flusher,
@@ -151,10 +152,20 @@ class Storage:
         )
 
 
-def build_storage(settings: Settings, *, shipper: BatchShipper | None = None) -> Storage:
-    """The data plane for ``settings`` (no threads started, no schema touched); ``shipper``
-    replaces the outbox flusher's in-thread batch writing (the recorder process's
-    :class:`~fatigue_guard.storage.shipper_process.ShipperProcess`)."""
+def build_storage(
+    settings: Settings,
+    *,
+    shipper: BatchShipper | None = None,
+    write_on: CallRunner | None = None,
+) -> Storage:
+    """The data plane for ``settings`` (no threads started, no schema touched).
+
+    ``shipper`` and ``write_on`` move the outbox flusher's work out of its thread (see
+    :class:`~fatigue_guard.storage.outbox.OutboxFlusher`): the recorder process ships batches
+    in a :class:`~fatigue_guard.storage.shipper_process.ShipperProcess`, and its commit loop
+    runs the flusher's writes, handed over by a
+    :class:`~fatigue_guard.storage.thread_handoff.ThreadHandoff`.
+    """
     settings.ensure_home()
     engine = build_engine(settings)
     uow_factory = unit_of_work_factory(engine)
@@ -166,5 +177,5 @@ def build_storage(settings: Settings, *, shipper: BatchShipper | None = None) ->
         uow_factory=uow_factory,
         blobs=blobs,
         feature_store=feature_store,
-        recorder=build_recorder(settings, uow_factory, feature_store, shipper),
+        recorder=build_recorder(settings, uow_factory, feature_store, shipper, write_on),
     )

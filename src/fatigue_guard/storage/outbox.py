@@ -25,12 +25,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.tables import utcnow
 from fatigue_guard.storage.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Rows per background write transaction (claim, mark done, purge): about a millisecond of
 # SQLite's write lock under load, so a request's group commit never waits long behind the
@@ -88,6 +91,18 @@ class ShipResult:
 BatchShipper = Callable[[str], ShipResult]
 
 
+class CallRunner(Protocol):
+    """Where the flusher's write transactions run: ``runner(call)`` runs ``call()`` in some
+    thread and returns its result (e.g. a :class:`~fatigue_guard.storage.thread_handoff.
+    ThreadHandoff`; by default, the flusher's own thread)."""
+
+    def __call__(self, call: Callable[[], T]) -> T: ...
+
+
+def _run_here(call: Callable[[], T]) -> T:
+    return call()
+
+
 def ship_batch(
     uow_factory: UnitOfWorkFactory, feature_store: FeatureStore, batch_id: str
 ) -> ShipResult:
@@ -113,7 +128,8 @@ class OutboxFlusher:
     or step it by hand with :meth:`flush_once` / :meth:`drain` (tests, CLI).
 
     ``shipper`` does step 2 (read a claimed batch, write it to the store); by default
-    :func:`ship_batch` in this thread. Claims and done-marks (the writes) are always made here.
+    :func:`ship_batch` in this thread. ``write_on`` runs the SQL writes (claims, done-marks,
+    purges), each one transaction; by default in this thread.
     """
 
     def __init__(
@@ -122,11 +138,13 @@ class OutboxFlusher:
         feature_store: FeatureStore,
         policy: FlushPolicy | None = None,
         shipper: BatchShipper | None = None,
+        write_on: CallRunner | None = None,
     ) -> None:
         self._uow = uow_factory
         self.feature_store = feature_store
         self.policy = policy or FlushPolicy()
         self._shipper = shipper or self._ship_here
+        self._write_on: CallRunner = write_on or _run_here
         self.stats = FlusherStats()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -190,9 +208,8 @@ class OutboxFlusher:
 
     def _ship(self, batch_id: str, *, retry: bool) -> int:
         if retry:  # a fresh claim has just set its lease
-            with self._uow(write=True) as uow:
-                uow.outbox.extend_lease(batch_id, timedelta(seconds=self.policy.lease_s))
-                uow.commit()
+            lease = timedelta(seconds=self.policy.lease_s)
+            self._write(lambda uow: uow.outbox.extend_lease(batch_id, lease))
         shipped = self._shipper(batch_id)
         if not shipped.records:
             self._owned_batch = None
@@ -211,9 +228,8 @@ class OutboxFlusher:
                     "error": shipped.error.split(":", 1)[0],
                 },
             )
-            with self._uow(write=True) as uow:
-                uow.outbox.mark_failed(batch_id, self.stats.last_error, retry_at)
-                uow.commit()
+            error = shipped.error
+            self._write(lambda uow: uow.outbox.mark_failed(batch_id, error, retry_at))
             self._owned_batch = None  # settled: retried by due_claimed_batch after the back-off
             return 0
         done = self._in_short_writes(lambda uow, rows: uow.outbox.mark_done(batch_id, rows))
@@ -226,6 +242,17 @@ class OutboxFlusher:
     def _ship_here(self, batch_id: str) -> ShipResult:
         return ship_batch(self._uow, self.feature_store, batch_id)
 
+    def _write(self, step: Callable[[SqlAlchemyUnitOfWork], T]) -> T:
+        """``step(uow)`` in one write transaction, committed, run where ``write_on`` says."""
+
+        def transaction() -> T:
+            with self._uow(write=True) as uow:
+                result = step(uow)
+                uow.commit()
+            return result
+
+        return self._write_on(transaction)
+
     def _in_short_writes(
         self, step: Callable[[SqlAlchemyUnitOfWork, int], int], *, up_to: int | None = None
     ) -> int:
@@ -235,9 +262,7 @@ class OutboxFlusher:
         total = 0
         while up_to is None or total < up_to:
             rows = ROWS_PER_WRITE if up_to is None else min(ROWS_PER_WRITE, up_to - total)
-            with self._uow(write=True) as uow:
-                changed = step(uow, rows)
-                uow.commit()
+            changed = self._write(lambda uow, rows=rows: step(uow, rows))
             total += changed
             if changed < rows:
                 break

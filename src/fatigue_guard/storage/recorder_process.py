@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 from uuid import UUID
 
@@ -364,6 +364,7 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
     parent's event loop go down ``loop_answers``, all else down ``conn``."""
     from fatigue_guard.storage.factory import build_storage
     from fatigue_guard.storage.shipper_process import ShipperProcess
+    from fatigue_guard.storage.thread_handoff import ThreadHandoff
 
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -373,11 +374,14 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
         with contextlib.suppress(OSError), send_lock:  # parent gone: the records are stored
             conn.send(message)
 
-    # Batches are read and written to the blob store in a process of its own: that work kept
-    # the GIL from the commit loop for milliseconds at a time (see shipper_process).
+    # The outbox flusher's batches are read and written to the blob store in a process of its
+    # own, and its SQL writes run here, between two group commits: either one, done in the
+    # flusher's thread, kept the GIL from this loop for milliseconds at a time.
     shipper = ShipperProcess(settings)
+    flusher_writes = ThreadHandoff()
+    flusher_writes.claim()
     try:
-        storage = build_storage(settings, shipper=shipper)
+        storage = build_storage(settings, shipper=shipper, write_on=flusher_writes)
         recorder = storage.recorder
         recorder.start()
     except Exception as exc:
@@ -396,7 +400,8 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
     try:
         while stop_timeout_s is None:
             try:
-                messages = [conn.recv()]
+                wait([conn, flusher_writes])
+                messages = []
                 while conn.poll(0):  # everything that arrived during the last commit
                     messages.append(conn.recv())
             except (EOFError, OSError):
@@ -414,6 +419,7 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
                 if answers["record-to-loop"]:
                     with contextlib.suppress(OSError):  # parent gone: the records are stored
                         loop_answers.send(answers["record-to-loop"])
+            flusher_writes.run_pending()
             for kind, seq, payload in messages:
                 if kind == "stop":
                     stop_timeout_s = float(payload)
@@ -423,6 +429,7 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
                         lambda future, seq=seq: send(("answers", 0, [_answer(seq, future)]))
                     )
     finally:
+        flusher_writes.close()  # the flusher writes in its own thread again while it stops
         calls.shutdown(wait=True)
         done.set()
         recorder.stop(10.0 if stop_timeout_s is None else stop_timeout_s)
