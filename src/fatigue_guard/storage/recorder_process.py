@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -387,6 +388,9 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
     except Exception as exc:
         send(("failed", 0, f"{type(exc).__name__}: {exc}"))
         raise
+    # What is alive now (modules, engine, recorder) lives as long as the process: keep it out of
+    # the collector's full passes, which would otherwise stall a group commit (as in the API).
+    gc.freeze()
     send(("ready", 0, recorder.stats()))
     done = threading.Event()
 
