@@ -209,11 +209,13 @@ def test_db_outage_spools_in_batches_and_replays_once(storage: Storage) -> None:
         appends.append(len(batch))
         real_append(batch)  # type: ignore[arg-type]
 
-    def unreachable(**_: object) -> object:
+    def unreachable(*_: object, **__: object) -> object:
         raise sa_exc.OperationalError("connect", {}, ConnectionRefusedError("DB down"))
 
     recorder.spool.append = counting_append  # type: ignore[method-assign]
     recorder._uow = unreachable  # type: ignore[assignment]
+    real_insert = recorder._writer.add_many
+    recorder._writer.add_many = unreachable  # type: ignore[method-assign]
     try:
         with ThreadPoolExecutor(32) as pool:
             answers = list(pool.map(recorder.record, records[:150]))
@@ -223,6 +225,7 @@ def test_db_outage_spools_in_batches_and_replays_once(storage: Storage) -> None:
         assert recorder.record(replace(records[5], fatigue_probability=0.0)) == records[5]
     finally:
         recorder._uow = real_uow  # type: ignore[assignment]
+        recorder._writer.add_many = real_insert  # type: ignore[method-assign]
     for record in records[150:]:
         recorder.record(record)
     assert recorder.drain(timeout_s=30)

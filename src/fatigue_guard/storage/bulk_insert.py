@@ -103,8 +103,23 @@ def _insert(
     if not rows:
         return
     connection = session.connection()
+    for statement, params, key_result in driver_statements(
+        connection.dialect, table, rows, key, returning=returning
+    ):
+        yield connection.exec_driver_sql(statement, params), key_result
+
+
+def driver_statements(
+    dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], key: str, *, returning: bool
+) -> Iterator[tuple[str, tuple[Any, ...], _Processor]]:
+    """The driver-level ``INSERT ... ON CONFLICT DO NOTHING [RETURNING key]`` statements for
+    ``rows`` (one per :data:`CHUNK_ROWS`), their parameters, and the converter of a returned key
+    (``None``: use it as it comes). For a caller with a DB-API cursor of its own
+    (:mod:`~fatigue_guard.storage.prediction_writer`) as much as for a session."""
+    if not rows:
+        return
     columns = tuple(rows[0])
-    plan = _plan(connection.dialect, table, columns, key)
+    plan = _plan(dialect, table, columns, key)
     tail = plan.tail + plan.returning if returning else plan.tail
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = rows[start : start + CHUNK_ROWS]
@@ -114,4 +129,4 @@ def _insert(
                 value = row[name]
                 params.append(value if process is None or value is None else process(value))
         statement = plan.head + ", ".join([plan.row] * len(chunk)) + tail
-        yield connection.exec_driver_sql(statement, tuple(params)), plan.key_result
+        yield statement, tuple(params), plan.key_result

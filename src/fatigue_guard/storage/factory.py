@@ -28,6 +28,7 @@ from fatigue_guard.storage.engine import create_db_engine
 from fatigue_guard.storage.feature_store import FeatureStore
 from fatigue_guard.storage.keys import IssuedKey
 from fatigue_guard.storage.outbox import BatchShipper, CallRunner, FlushPolicy, OutboxFlusher
+from fatigue_guard.storage.prediction_writer import PredictionWriter
 from fatigue_guard.storage.reader import read_live_dataset
 from fatigue_guard.storage.recorder import PredictionRecorder
 from fatigue_guard.storage.recorder_process import RecorderProcess
@@ -42,6 +43,7 @@ from fatigue_guard.storage.services import (
 )
 from fatigue_guard.storage.spool import Spool
 from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
+from fatigue_guard.storage.writer_lock import WriterLock
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -72,6 +74,7 @@ def flush_policy(settings: Settings) -> FlushPolicy:
 def build_recorder(
     settings: Settings,
     uow_factory: UnitOfWorkFactory,
+    writer: PredictionWriter,
     feature_store: FeatureStore,
     shipper: BatchShipper | None = None,
     write_on: CallRunner | None = None,
@@ -79,6 +82,7 @@ def build_recorder(
     flusher = OutboxFlusher(uow_factory, feature_store, flush_policy(settings), shipper, write_on)
     return PredictionRecorder(
         uow_factory,
+        writer,
         flusher,
         Spool(settings.spool_dir),
         replay_interval_s=settings.spool_replay_interval_s,
@@ -168,7 +172,9 @@ def build_storage(
     """
     settings.ensure_home()
     engine = build_engine(settings)
-    uow_factory = unit_of_work_factory(engine)
+    # One turn-taking lock for every SQLite writer of the process (see writer_lock).
+    write_lock = WriterLock() if engine.dialect.name == "sqlite" else None
+    uow_factory = unit_of_work_factory(engine, write_lock)
     blobs = build_blob_store(settings)
     feature_store = FeatureStore(blobs)
     return Storage(
@@ -177,5 +183,12 @@ def build_storage(
         uow_factory=uow_factory,
         blobs=blobs,
         feature_store=feature_store,
-        recorder=build_recorder(settings, uow_factory, feature_store, shipper, write_on),
+        recorder=build_recorder(
+            settings,
+            uow_factory,
+            PredictionWriter(engine, write_lock),
+            feature_store,
+            shipper,
+            write_on,
+        ),
     )

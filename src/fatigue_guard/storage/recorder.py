@@ -32,6 +32,7 @@ from sqlalchemy import exc as sa_exc
 
 from fatigue_guard.storage.group_commit import GroupCommitter, GroupCommitterStopped
 from fatigue_guard.storage.outbox import OutboxFlusher
+from fatigue_guard.storage.prediction_writer import PredictionWriter
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.spool import Spool
 from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
@@ -76,6 +77,7 @@ class PredictionRecorder:
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
+        writer: PredictionWriter,
         flusher: OutboxFlusher,
         spool: Spool,
         *,
@@ -86,6 +88,7 @@ class PredictionRecorder:
         group_commit_max_wait_s: float = 0.0,
     ) -> None:
         self._uow = uow_factory
+        self._writer = writer
         self.flusher = flusher
         self.spool = spool
         self._replay_interval_s = replay_interval_s
@@ -181,11 +184,9 @@ class PredictionRecorder:
         if self._db_known_down():
             return self._spool_answers(records)
         try:
-            with self._uow(write=True) as uow:
-                inserted = uow.predictions.add_many(records)
-                missing = {r.event_id for r in records} - inserted
-                stored = uow.predictions.get_many(missing) if missing else {}
-                uow.commit()
+            inserted = self._writer.add_many(records)  # committed
+            missing = {r.event_id for r in records} - inserted
+            stored = self._stored(missing) if missing else {}
         except DB_UNAVAILABLE:
             self._mark_db_down()
             return self._spool_answers(records)
@@ -203,6 +204,10 @@ class PredictionRecorder:
             else:  # stored before; if it vanished meanwhile (erasure), this answer stands
                 answers.append(stored.get(r.event_id, r))
         return answers
+
+    def _stored(self, event_ids: set[uuid.UUID]) -> dict[uuid.UUID, PredictionRecord]:
+        with self._uow() as uow:
+            return uow.predictions.get_many(event_ids)
 
     def _spool_answers(
         self, records: Sequence[PredictionRecord]
@@ -331,6 +336,7 @@ class PredictionRecorder:
         except Exception:
             log.warning("outbox not fully flushed at shutdown; kept for next start", exc_info=True)
         self.spool.close()
+        self._writer.close()
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Replay the spool and flush the outbox until both are empty (tests, CLI, shutdown)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from fatigue_guard.storage.bulk_insert import insert_ignoring_conflicts, insert_skipping_conflicts
@@ -60,6 +60,41 @@ def _prediction_row(record: PredictionRecord) -> dict[str, Any]:
     }
 
 
+PREDICTIONS: Table = Prediction.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxEntry.__table__  # type: ignore[assignment]
+
+
+def first_of_each_event(records: Sequence[PredictionRecord]) -> list[PredictionRecord]:
+    """``records`` without repeated event_ids (the first one wins), in order."""
+    unique: dict[uuid.UUID, PredictionRecord] = {}
+    for record in records:
+        unique.setdefault(record.event_id, record)
+    return list(unique.values())
+
+
+def prediction_rows(records: Sequence[PredictionRecord]) -> list[dict[str, Any]]:
+    """The ``predictions`` rows of ``records``."""
+    return [_prediction_row(r) for r in records]
+
+
+def outbox_rows(records: Sequence[PredictionRecord], new: set[uuid.UUID]) -> list[dict[str, Any]]:
+    """The ``outbox`` rows of those ``records`` whose event_id is in ``new``."""
+    now = utcnow()
+    return [
+        {
+            "event_id": r.event_id,
+            "user_id": r.user_id,
+            "payload": prediction_to_json(r),
+            "status": OUTBOX_PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for r in records
+        if r.event_id in new
+    ]
+
+
 def _record_from_row(row: Prediction, payload: dict[str, Any] | None) -> PredictionRecord:
     # Features are not kept in SQL; the outbox payload has them while it is retained.
     features = dict(payload["features"]) if payload else {}
@@ -94,35 +129,12 @@ class PredictionRepository:
         Existing event_ids, and repeats within ``records``, are skipped without error: the first
         stored answer wins.
         """
-        unique: dict[uuid.UUID, PredictionRecord] = {}
-        for record in records:
-            unique.setdefault(record.event_id, record)
+        unique = first_of_each_event(records)
         inserted = insert_ignoring_conflicts(
-            self.session,
-            Prediction.__table__,  # type: ignore[arg-type]
-            [_prediction_row(r) for r in unique.values()],
-            "event_id",
+            self.session, PREDICTIONS, prediction_rows(unique), "event_id"
         )
-        now = utcnow()
         # Only new predictions get an outbox row, so none can conflict: no need to hear back.
-        insert_skipping_conflicts(
-            self.session,
-            OutboxEntry.__table__,  # type: ignore[arg-type]
-            [
-                {
-                    "event_id": r.event_id,
-                    "user_id": r.user_id,
-                    "payload": prediction_to_json(r),
-                    "status": OUTBOX_PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for r in unique.values()
-                if r.event_id in inserted
-            ],
-            "event_id",
-        )
+        insert_skipping_conflicts(self.session, OUTBOX, outbox_rows(unique, inserted), "event_id")
         return inserted
 
     def get_many(self, event_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PredictionRecord]:

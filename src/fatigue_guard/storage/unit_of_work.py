@@ -103,10 +103,14 @@ class UnitOfWorkFactory(Protocol):
         ...
 
 
-def unit_of_work_factory(engine: Engine) -> UnitOfWorkFactory:
-    """A factory of fresh units of work on ``engine`` (thread-safe: one session per call)."""
+def unit_of_work_factory(engine: Engine, write_lock: WriterLock | None = None) -> UnitOfWorkFactory:
+    """A factory of fresh units of work on ``engine`` (thread-safe: one session per call).
+
+    On SQLite, writers take turns on ``write_lock`` (a new one if not given; pass one to share
+    it with other writers of the process).
+    """
     sessions = sessionmaker(engine, expire_on_commit=False)
-    lock = WriterLock() if engine.dialect.name == "sqlite" else None
+    lock = write_lock or (WriterLock() if engine.dialect.name == "sqlite" else None)
 
     def make(*, write: bool = False) -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(sessions, lock if write else None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from types import TracebackType
 
 
 class WriterLock:
@@ -51,3 +52,15 @@ class WriterLock:
                 self._owner = None
                 self._serving += 1
                 self._cond.notify_all()
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
