@@ -1,0 +1,31 @@
+"""The group commit's driver-level write: idempotent, committed, and recovers after an error."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import exc as sa_exc
+
+from fatigue_guard.storage.prediction_writer import PredictionWriter
+from tests.storage.conftest import StorageFactory, prediction_count, spread_records
+
+
+def test_writes_new_records_once_and_recovers_after_an_error(
+    database_url: str, storage_factory: StorageFactory
+) -> None:
+    storage = storage_factory(database_url, migrate=False)  # no tables yet
+    writer = PredictionWriter(storage.engine)
+    records = spread_records(30)
+    # A driver error comes out as SQLAlchemy's (the recorder tells an outage by its class).
+    with pytest.raises(sa_exc.DBAPIError) as raised:
+        writer.add_many(records[:10])
+    assert not isinstance(raised.value.orig, sa_exc.SQLAlchemyError)
+    storage.upgrade()
+    # A new connection after the error: the same writer works once the tables exist.
+    assert writer.add_many([*records[:10], records[0]]) == {r.event_id for r in records[:10]}
+    assert writer.add_many(records[5:30]) == {r.event_id for r in records[10:30]}
+    writer.close()
+    assert prediction_count(storage) == 30  # committed: another connection sees them
+    assert storage.recorder.flusher.backlog() == 30  # one outbox row each
+    with storage.uow_factory() as uow:
+        stored = uow.predictions.get_many({r.event_id for r in records})
+    assert stored == {r.event_id: r for r in records}
