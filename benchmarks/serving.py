@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,26 @@ def prepare(args: argparse.Namespace, home: Path) -> tuple[Settings, Any, Any, l
     return settings, registered, frame, _targets(args, settings, str(registered.version), body, key)
 
 
+def private_database(settings: Settings, name: str) -> str:
+    """A copy of the benchmark's SQLite database (device key included) for one more server.
+
+    Servers sharing one SQLite file share one outbox: an idle server's flusher then claims and
+    ships the loaded server's rows from another process, and the two meet in SQLite's busy
+    handler, which put about 2.5 ms on the loaded server's p99 at concurrency 8. Each server of
+    a 1-worker comparison gets a database of its own instead.
+    """
+    source = sqlite3.connect(settings.home_dir / "fatigue-guard.db")
+    target_path = settings.home_dir / f"{name}.db"
+    target_path.unlink(missing_ok=True)
+    target = sqlite3.connect(target_path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return f"sqlite:///{target_path}"
+
+
 def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
     settings, registered, frame, targets = prepare(args, home)
     processes = [_start(t, home) for t in targets]
@@ -172,8 +193,11 @@ def _targets(
         "FATIGUE_GUARD_RATE_LIMIT_PER_S": "1000000",
         "FATIGUE_GUARD_RATE_LIMIT_BURST": "1000000",
     }
-    if args.database_url:
+    if args.database_url:  # shared by both servers, as replicas would share it
         ours_env["FATIGUE_GUARD_DATABASE_URL"] = args.database_url
+    off_env = {**ours_env, "FATIGUE_GUARD_RECORD_PREDICTIONS": "false"}
+    if not args.database_url:
+        off_env["FATIGUE_GUARD_DATABASE_URL"] = private_database(settings, "logging-off")
     ports = [args.base_port + i for i in range(3)]
     ours_lua = _ours_lua(body, key)
     workers = str(args.workers)
@@ -190,7 +214,7 @@ def _targets(
         Target(
             "fatigue-guard (logging off)",
             [*serve, str(ports[1])],
-            {**ours_env, "FATIGUE_GUARD_RECORD_PREDICTIONS": "false"},
+            off_env,
             ports[1],
             "/readyz",
             ours_lua,

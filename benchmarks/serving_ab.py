@@ -2,10 +2,10 @@
 
 The machine is shared and its speed drifts by a quarter within an hour, so comparing two runs made
 minutes apart says little. This starts the logging server of ``benchmarks/serving.py`` twice, on
-the same model, database file and key, once with the ``--a`` and once with the ``--b``
-environment overrides (``NAME=VALUE``, repeatable), and runs ``wrk`` against each in turn, round
-after round. The README's side-by-side figures come from it, e.g. the recorder process against
-the in-process recorder::
+the same model and key (each with its own copy of the database), once with the ``--a`` and once
+with the ``--b`` environment overrides (``NAME=VALUE``, repeatable), and runs ``wrk`` against
+each in turn, round after round. The README's side-by-side figures come from it, e.g. the
+recorder process against the in-process recorder::
 
     .venv/bin/python benchmarks/serving_ab.py --b FATIGUE_GUARD_RECORDER_PROCESS=false
 """
@@ -20,7 +20,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving import WrkResult, _check_answer, _start, _wait_ready, _wrk, prepare
+from fatigue_guard.config import Settings
+from serving import (
+    WrkResult,
+    _check_answer,
+    _start,
+    _wait_ready,
+    _wrk,
+    prepare,
+    private_database,
+)
 
 
 def main() -> None:
@@ -29,14 +38,18 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install -y wrk")
     home = args.home or Path(tempfile.mkdtemp(prefix="fg-serving-ab-"))
     try:
-        _, _, _, targets = prepare(args, home)
+        settings, _, _, targets = prepare(args, home)
         logging_on = targets[0]
         variants = [
             dataclasses.replace(
                 logging_on,
                 label=f"{name}: {' '.join(overrides) or 'defaults'}",
                 command=[*logging_on.command[:-1], str(logging_on.port + i)],
-                env={**logging_on.env, **dict(o.split("=", 1) for o in overrides)},
+                env={
+                    **logging_on.env,
+                    **_own_database(args, settings, name),
+                    **dict(o.split("=", 1) for o in overrides),
+                },
                 port=logging_on.port + i,
             )
             for i, (name, overrides) in enumerate((("A", args.a), ("B", args.b)))
@@ -60,6 +73,13 @@ def main() -> None:
             f"{sum(r.errors for r in runs)} / {sum(r.requests for r in runs):,} | "
             f"{', '.join(f'{x:,.0f}' for x in rps)} |"
         )
+
+
+def _own_database(args: argparse.Namespace, settings: Settings, name: str) -> dict[str, str]:
+    """Each variant records into a database of its own (see ``serving.private_database``)."""
+    if args.database_url:
+        return {}
+    return {"FATIGUE_GUARD_DATABASE_URL": private_database(settings, f"variant-{name}")}
 
 
 def _run(args: argparse.Namespace, variants: list, home: Path) -> dict[str, list[WrkResult]]:
