@@ -16,8 +16,8 @@ def serve(
     """Serve the API with the production model (configuration from FATIGUE_GUARD_* variables).
 
     More than one worker wants PostgreSQL: on the embedded SQLite file, the workers' commits
-    queue for one file lock through SQLite's sleeping busy handler (measured p99 93 ms at
-    concurrency 8 with two workers, against 25 ms on PostgreSQL).
+    queue for one file lock through SQLite's sleeping busy handler (measured p99 120 ms at
+    concurrency 8 with two workers, against 42 ms on PostgreSQL).
     """
     import uvicorn
     from rich.console import Console
@@ -27,7 +27,7 @@ def serve(
     if workers > 1 and get_settings().effective_database_url.startswith("sqlite"):
         Console(stderr=True).print(
             f"[bold yellow]warning:[/] {workers} workers share one SQLite file: every commit "
-            "waits for the others' file lock (p99 near 100 ms measured under load). Set "
+            "waits for the others' file lock (p99 above 100 ms measured under load). Set "
             "FATIGUE_GUARD_DATABASE_URL to PostgreSQL for more than one worker."
         )
 

@@ -2,10 +2,11 @@
 
 Why not a unit of work: a group commit is two statements and a commit, and a session around them
 (session and connection set-up, one execution context per statement, the pool's checkout and
-reset) cost more than SQLite's own work. Measured on a two-record group commit on SQLite with
-``synchronous=FULL``, fsync included: 0.50 ms of CPU (0.63 ms wall) through a session against
-0.21 ms (0.33 ms wall) through the driver. The group commit is the one write on every request's
-path, so it gets a DB-API connection of its own, kept open, and the statements
+reset) costs more than SQLite's own work. A two-record group commit on SQLite with
+``synchronous=FULL``, fsync included, takes twice the CPU through a session as through the
+driver (``benchmarks/group_commit.py``: 0.57 against 0.29 ms, 0.76 against 0.45 ms wall). The
+group commit is the one write on every request's path, so it gets a DB-API connection of its
+own, kept open, and the statements
 :func:`~fatigue_guard.storage.bulk_insert.driver_statements` builds (the same ones, and the same
 stored values, as :meth:`~fatigue_guard.storage.repository.PredictionRepository.add_many`).
 
