@@ -146,10 +146,7 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
     settings, registered, frame, targets = prepare(args, home)
     processes = [_start(t, home) for t in targets]
     try:
-        for target in targets:
-            _wait_ready(target)
-            _check_answer(target)
-            _wrk(target, concurrency=8, duration_s=1.0)  # warm-up, not measured
+        ready_and_warm(targets)
         results: dict[tuple[str, int], list[WrkResult]] = {}
         backlogs: list[float] = []
         for round_ in range(args.repeats):
@@ -163,13 +160,7 @@ def _run(args: argparse.Namespace, levels: list[int], home: Path) -> None:
                         backlogs.append(_data_plane_gauges(target).get("fg_outbox_backlog", 0.0))
         data_plane = _data_plane_gauges(targets[0])
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(processes)
     _print_http_table(args, targets, levels, results)
     _print_data_plane(data_plane, backlogs)
     _print_in_process(args, settings, registered, frame)
@@ -247,6 +238,25 @@ def _targets(
 def _start(target: Target, home: Path) -> subprocess.Popen:
     log = (home / f"{target.port}.log").open("wb")
     return subprocess.Popen(target.command, env=target.env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def ready_and_warm(targets: list[Target]) -> None:
+    """Wait until each server answers, check its answer, and warm it up (not measured)."""
+    for target in targets:
+        _wait_ready(target)
+        _check_answer(target)
+        _wrk(target, concurrency=8, duration_s=1.0)
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """Ask every server to stop, and kill those that do not within 20 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _wait_ready(target: Target, timeout_s: float = 180.0) -> None:

@@ -23,12 +23,12 @@ from pathlib import Path
 from fatigue_guard.config import Settings
 from serving import (
     WrkResult,
-    _check_answer,
     _start,
-    _wait_ready,
     _wrk,
     prepare,
     private_database,
+    ready_and_warm,
+    stop_all,
 )
 
 
@@ -85,10 +85,7 @@ def _own_database(args: argparse.Namespace, settings: Settings, name: str) -> di
 def _run(args: argparse.Namespace, variants: list, home: Path) -> dict[str, list[WrkResult]]:
     processes = [_start(v, home) for v in variants]
     try:
-        for variant in variants:
-            _wait_ready(variant)
-            _check_answer(variant)
-            _wrk(variant, concurrency=8, duration_s=1.0)  # warm-up, not measured
+        ready_and_warm(variants)
         results: dict[str, list[WrkResult]] = {v.label: [] for v in variants}
         for _ in range(args.repeats):
             for variant in variants:
@@ -97,10 +94,7 @@ def _run(args: argparse.Namespace, variants: list, home: Path) -> dict[str, list
                 )
         return results
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        stop_all(processes)
 
 
 def _parse() -> argparse.Namespace:
