@@ -1,18 +1,17 @@
 """Outages under real HTTP load: every answered prediction ends up once in SQL and in blob.
 
-A client sends 1,000 predictions while the test takes a store away for a few seconds and brings
-it back: first Azurite (the blob feature store), then PostgreSQL (refusing connections through a
-proxy). Every response must be 200; after draining, each store holds exactly the 1,000 distinct
-event_ids with no duplicate rows.
+A client sends 1,000 predictions in waves while the test takes a store away and brings it back:
+Azurite (the blob feature store), and PostgreSQL through a proxy (open connections cut, then new
+connections refused, then back). Every response must be 200; after draining, each store holds
+exactly the 1,000 distinct event_ids with no duplicate rows.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -20,15 +19,16 @@ from sqlalchemy import text
 from fatigue_guard.demo import send_all
 from fatigue_guard.storage.feature_store import FeatureStore
 from tests.fixtures.models import TrainedRegistry
-from tests.fixtures.services import AzuriteFactory, TcpProxy
+from tests.fixtures.services import AzuriteFactory, AzuriteService, TcpProxy
 from tests.serving.conftest import LiveApi, start_api
+from tests.storage.conftest import wait_until
 
 REQUESTS = 1000
 
 
-def _load_with_outage(
-    api: LiveApi, outage: Callable[[], None], recover: Callable[[], None]
-) -> None:
+def _load_with_outage(api: LiveApi, steps: Sequence[Callable[[], None]]) -> None:
+    """Send the bodies in len(steps) + 1 concurrent waves with one fault step between waves, so
+    each wave meets a known state of the store (not whatever a timer happened to reach)."""
     bodies = api.bodies(REQUESTS)
     keys = {b["user_id"]: api.key_for(b["user_id"]) for b in bodies}
     # Each device's first request happens before the outage: the API caches verified keys,
@@ -43,22 +43,19 @@ def _load_with_outage(
     )
     assert warm_errors == 0
 
-    def fault() -> None:
-        time.sleep(0.5)
-        outage()
-        time.sleep(3.0)
-        recover()
-
-    injector = threading.Thread(target=fault)
-    injector.start()
-    _, answers, errors = send_all(
-        api.url,
-        bodies,
-        concurrency=8,
-        headers_for=lambda body: {"Authorization": f"Bearer {keys[body['user_id']]}"},
-    )
-    injector.join()
-    assert errors == 0
+    waves = len(steps) + 1
+    answers: list[dict[str, Any]] = []
+    for wave in range(waves):
+        if wave:
+            steps[wave - 1]()
+        _, answered, errors = send_all(
+            api.url,
+            bodies[wave::waves],
+            concurrency=8,
+            headers_for=lambda body: {"Authorization": f"Bearer {keys[body['user_id']]}"},
+        )
+        assert errors == 0, f"{errors} failed requests in wave {wave}"
+        answers.extend(answered)
     assert len(answers) == REQUESTS
     assert {a["event_id"] for a in answers} == {b["event_id"] for b in bodies}
 
@@ -99,8 +96,21 @@ def test_blob_store_outage_under_http_load(
         key_cache_ttl_s=600,
     )
     for api in start_api(settings, trained_registry):
-        _load_with_outage(api, azurite.stop, azurite.start)
-        assert api.storage.recorder.stats().flush_failures > 0, "the outage was never hit"
+        _blob_outage(api, azurite)
+
+
+def _blob_outage(api: LiveApi, azurite: AzuriteService) -> None:
+    recorder = api.storage.recorder
+    _load_with_outage(
+        api,
+        [
+            azurite.stop,
+            # The flusher must meet the dead endpoint before it comes back.
+            lambda: wait_until(lambda: recorder.stats().flush_failures > 0, timeout_s=30),
+            azurite.start,
+        ],
+    )
+    assert recorder.stats().flush_failures > 0, "the outage was never hit"
 
 
 @pytest.mark.slow
@@ -123,7 +133,28 @@ def test_database_outage_under_http_load(
         blob_flush_max_age_s=0.5,
         rate_limit_burst=10_000,
         key_cache_ttl_s=600,
+        # Only requests probe the DB here: a replayer probing too would shut the gate again
+        # and let a wave pass through the spool without ever opening a connection.
+        spool_replay_interval_s=3600,
+        db_connect_timeout_s=1.0,
     )
     for api in start_api(settings, trained_registry):
-        _load_with_outage(api, proxy.stop, proxy.start)
-        assert api.storage.recorder.stats().spooled_total > 0, "the outage was never hit"
+        _database_outage(api, proxy)
+
+
+def _database_outage(api: LiveApi, proxy: TcpProxy) -> None:
+    recorder = api.storage.recorder
+    spooled_before_retry = 0
+
+    def retry_gate_open() -> None:
+        nonlocal spooled_before_retry
+        # The recorder tries the DB again after its back-off: the next wave's first group
+        # commit must open a new connection (the failed one was dropped), and fail.
+        wait_until(lambda: recorder.stats().db_available, timeout_s=10)
+        assert recorder.stats().db_available
+        spooled_before_retry = recorder.stats().spooled_total
+
+    # waves: healthy, open connections cut, new connections refused, back up
+    _load_with_outage(api, [proxy.stop, retry_gate_open, proxy.start])
+    assert spooled_before_retry > 0, "the outage was never hit"
+    assert recorder.stats().spooled_total > spooled_before_retry, "no new connection failed"

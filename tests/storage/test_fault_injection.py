@@ -6,6 +6,7 @@ Every record handed to the recorder must end up exactly once in SQL and in the b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,13 @@ from fatigue_guard.storage.repository import OutboxRepository
 from fatigue_guard.storage.spool import Spool
 from fatigue_guard.storage.tables import OutboxEntry
 from tests.fixtures.services import AzuriteFactory, TcpProxy
-from tests.storage.conftest import BASE_TIME, StorageFactory, prediction_count, spread_records
+from tests.storage.conftest import (
+    BASE_TIME,
+    StorageFactory,
+    prediction_count,
+    spread_records,
+    wait_until,
+)
 
 
 def raw_rows_and_ids(store: FeatureStore) -> tuple[int, set[str]]:
@@ -99,6 +106,51 @@ def test_unreachable_database_spools_then_replays_exactly_once(
     raw, distinct = raw_rows_and_ids(storage.feature_store)
     assert distinct == ids(records) and raw == len(records)
     assert outage_latency < 0.5, f"spooling took {outage_latency * 1000:.0f} ms per record"
+
+
+OUTAGES: dict[str, Callable[[TcpProxy], None]] = {
+    "refused": TcpProxy.stop,
+    "reset": TcpProxy.reset,
+    "timeout": TcpProxy.blackhole,
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_every_kind_of_unreachable_database_spools(
+    postgres_proxy: tuple[TcpProxy, str], storage_factory: StorageFactory, outage: str
+) -> None:
+    """Whether the server refuses, resets or never answers, on a connection in use or on a new
+    one, every record is answered from the spool and stored exactly once afterwards."""
+    proxy, url = postgres_proxy
+    # The replayer would keep probing the DB and hold the gate shut; here only records probe it.
+    storage = storage_factory(url, db_connect_timeout_s=1.0, spool_replay_interval_s=3600)
+    storage.start()
+    records = spread_records(90)
+    recorder = storage.recorder
+    for record in records[:30]:
+        assert recorder.record(record) == record  # the writer now holds an open connection
+
+    OUTAGES[outage](proxy)
+    for record in records[30:45]:  # the open connection fails
+        assert recorder.record(record) == record
+    assert not recorder.stats().db_available
+    # Once the recorder tries the DB again, it opens a new connection, which fails too.
+    wait_until(lambda: recorder.stats().db_available, timeout_s=5)
+    assert recorder.stats().db_available, "the recorder never tried the database again"
+    for record in records[45:60]:
+        assert recorder.record(record) == record
+    wait_until(lambda: recorder.stats().db_available, timeout_s=5)
+    sync = recorder.record_many(records[60:])
+    assert sync.spooled and len(sync.accepted) == 30
+    assert recorder.stats().spooled_total == 60
+    proxy.start()
+
+    assert recorder.drain(timeout_s=30)
+    assert prediction_count(storage) == len(records)
+    raw, distinct = raw_rows_and_ids(storage.feature_store)
+    assert distinct == ids(records) and raw == len(records)
 
 
 def test_spool_left_by_a_dead_process_is_replayed_once(

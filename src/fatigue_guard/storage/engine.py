@@ -58,6 +58,10 @@ def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         # libpq wants whole seconds.
         connect_args["connect_timeout"] = max(1, round(settings.db_connect_timeout_s))
+        # A connection whose peer vanished without a reset (a partition, a dead host) is found
+        # by TCP keepalives within about 20 s instead of the kernel's two hours.
+        connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5)
+        connect_args["keepalives_count"] = 2
     return create_engine(
         parsed,
         connect_args=connect_args,

@@ -58,9 +58,12 @@ class PredictionWriter:
             return set()
         dialect = self._engine.dialect
         with self._lock:
-            connection = self._connection or self._engine.raw_connection()
-            self._connection = None  # until this write succeeds
+            connection, self._connection = self._connection, None  # until this write succeeds
             try:
+                # Opening the connection is inside the try: the pool raises the driver's own
+                # error when the server refuses, and that must come out as SQLAlchemy's too.
+                if connection is None:
+                    connection = self._engine.raw_connection()
                 cursor = connection.cursor()
                 try:
                     inserted = set[Any]()
@@ -80,8 +83,9 @@ class PredictionWriter:
                     cursor.close()
                 connection.commit()
             except Exception as exc:
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.invalidate()
                 dbapi_error = dialect.loaded_dbapi.Error
                 if isinstance(exc, dbapi_error):
                     raise sa_exc.DBAPIError.instance(

@@ -47,6 +47,24 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def is_db_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached, however it surfaced.
+
+    SQLAlchemy wraps driver errors raised inside a statement, but not every path does (a pool
+    checkout through ``raw_connection`` raises the driver's own error), and a socket can fail
+    below the driver. Every one of these must end in the spool, never in an answer lost to a
+    5xx, so the driver's PEP 249 classes are recognised by name, whatever the driver.
+    """
+    if isinstance(exc, (*DB_UNAVAILABLE, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return any(cls.__name__ in _DBAPI_UNAVAILABLE for cls in type(exc).__mro__)
+
+
+_DBAPI_UNAVAILABLE = frozenset({"OperationalError", "InterfaceError"})
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """Outcome of :meth:`PredictionRecorder.record_many` (the ``/v1/sync`` counts)."""
@@ -187,10 +205,10 @@ class PredictionRecorder:
             inserted = self._writer.add_many(records)  # committed
             missing = {r.event_id for r in records} - inserted
             stored = self._stored(missing) if missing else {}
-        except DB_UNAVAILABLE:
-            self._mark_db_down()
-            return self._spool_answers(records)
         except Exception as exc:
+            if is_db_unavailable(exc):
+                self._mark_db_down()
+                return self._spool_answers(records)
             if len(records) == 1:
                 return [exc]
             log.warning("group commit of %d records failed; retrying one by one", len(records))
@@ -228,7 +246,9 @@ class PredictionRecorder:
                 with self._uow(write=True) as uow:
                     inserted = uow.predictions.add_many(records)
                     uow.commit()
-            except DB_UNAVAILABLE:
+            except Exception as exc:
+                if not is_db_unavailable(exc):
+                    raise
                 self._mark_db_down()
             else:
                 self.flusher.notify(len(inserted))
