@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -54,6 +55,18 @@ def _field_for(spec: FeatureSpec) -> tuple[Any, Any]:
     if spec.required:
         return annotated, ...
     return annotated | None, None
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Near year 1 or 9999 a valid local time can have no UTC instant; refusing it here keeps
+    # every caller's utc() from raising, and names the field instead of failing the request.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("has no UTC equivalent: the date is out of range") from None
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 
 
 class _FeaturesBase(BaseModel):
@@ -107,7 +120,7 @@ class PredictionRequest(BaseModel):
 
     event_id: UUID = Field(description="Client-made idempotency key.")
     user_id: UserId
-    measured_at: AwareDatetime = Field(description="RFC 3339 with offset.")
+    measured_at: Timestamp = Field(description="RFC 3339 with offset.")
     features: Features  # type: ignore[valid-type]
     client: ClientInfo | None = None
 
@@ -140,7 +153,7 @@ class FeedbackRequest(BaseModel):
     event_id: UUID
     fatigue_event: StrictBool
     source: Literal["self_report", "incident", "wearable"]
-    observed_at: AwareDatetime
+    observed_at: Timestamp
 
 
 class EdgePrediction(BaseModel):
@@ -158,7 +171,7 @@ class SyncEvent(BaseModel):
 
     event_id: UUID
     user_id: UserId
-    measured_at: AwareDatetime
+    measured_at: Timestamp
     features: Features  # type: ignore[valid-type]
     prediction: EdgePrediction
     client: ClientInfo | None = None
