@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from fatigue_guard import __version__
 from fatigue_guard.client.api import ApiClient, ApiError, Unreachable
@@ -38,13 +38,14 @@ from fatigue_guard.client.model_store import ModelRefused, ModelStore
 from fatigue_guard.client.queue import LocalQueue, QueueCounts
 from fatigue_guard.client.results import Prediction, RefreshResult, SyncReport
 from fatigue_guard.contract.errors import validation_errors
-from fatigue_guard.contract.schemas import Features
+from fatigue_guard.contract.schemas import Features, Timestamp
 from fatigue_guard.edge.manifest import EdgeManifest
 
 log = logging.getLogger(__name__)
 
 MANIFEST_PATH = "/v1/models/edge/manifest"
-_AWARE = TypeAdapter(AwareDatetime)
+# The server's rule, so a stamp it would refuse fails here, online or offline, and is never queued.
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 _USER_KEY = "user_id"
 
 
@@ -249,7 +250,7 @@ class FatigueClient:
             "event_id": str(event_id),
             "fatigue_event": bool(fatigue_event),
             "source": source,
-            "observed_at": _aware(observed_at or datetime.now(UTC)).isoformat(),
+            "observed_at": _aware(observed_at or datetime.now(UTC), "observed_at").isoformat(),
         }
         if self.queue.is_pending("event", body["event_id"]):
             # The server does not know this edge event yet; sync sends it first.
@@ -370,10 +371,9 @@ def _validate(features: Mapping[str, Any]) -> Any:
         raise InvalidFeatures(errors) from None
 
 
-def _aware(value: datetime | str) -> datetime:
+def _aware(value: datetime | str, field: str = "measured_at") -> datetime:
     try:
-        return _AWARE.validate_python(value)
-    except ValidationError:
-        raise InvalidFeatures(
-            [{"field": "measured_at", "message": "must be a timestamp with a UTC offset"}]
-        ) from None
+        return _TIMESTAMP.validate_python(value)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        raise InvalidFeatures([{"field": field, "message": errors[0]["message"]}]) from None

@@ -4,20 +4,22 @@ The feature model is built from :data:`~fatigue_guard.contract.features.FEATURES
 change in the contract is a range change in the API, with nothing to keep in sync by hand.
 Validation is strict where silently coercing would hide a client bug: numbers must be JSON
 numbers (not strings), NaN/Infinity are refused, counts must be whole, unknown features are
-refused, and timestamps must carry a UTC offset.
+refused, and timestamps must be ISO 8601 strings with a UTC offset inside a plausible window.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -57,16 +59,45 @@ def _field_for(spec: FeatureSpec) -> tuple[Any, Any]:
     return annotated | None, None
 
 
-def _as_utc(value: datetime) -> datetime:
+# Wearables did not log anything before 2000, so an earlier stamp is a client bug (a year 20,
+# an epoch mix-up). Ahead of the server, a day covers a phone whose clock runs fast or whose
+# time zone is set wrong, yet keeps a far-future stamp out of partitions no window reads yet.
+EARLIEST_TIMESTAMP: Final[datetime] = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW: Final[timedelta] = timedelta(days=1)
+TIMESTAMP_RULE: Final[str] = (
+    "An ISO 8601 (RFC 3339) date-time string with an explicit UTC offset ('Z' or '+HH:MM'), "
+    "e.g. 2026-03-02T13:15:00+01:00, from 2000-01-01T00:00:00Z to 1 day after the server's "
+    "clock (allowance for a device clock running ahead). Numbers are refused."
+)
+_WINDOW_TEXT = "must be from 2000-01-01T00:00:00Z to 1 day after the server's current time"
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _iso_string(value: Any) -> Any:
+    # Pydantic would read a number (or a string of digits) as seconds or milliseconds since
+    # 1970: a plausible-looking date would hide the client's bug.
+    if isinstance(value, datetime):
+        return value  # Python callers, such as the reference client, hand over datetimes
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an ISO 8601 date-time string with a UTC offset, e.g. 2026-03-02T13:15:00+01:00"
+        )
+    return value
+
+
+def _in_window(value: datetime) -> datetime:
     # Near year 1 or 9999 a valid local time can have no UTC instant; refusing it here keeps
     # every caller's utc() from raising, and names the field instead of failing the request.
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("has no UTC equivalent: the date is out of range") from None
+        raise ValueError(_WINDOW_TEXT) from None
+    if not EARLIEST_TIMESTAMP <= instant <= datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError(_WINDOW_TEXT)
+    return instant
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_in_window)]
 
 
 class _FeaturesBase(BaseModel):
@@ -120,7 +151,7 @@ class PredictionRequest(BaseModel):
 
     event_id: UUID = Field(description="Client-made idempotency key.")
     user_id: UserId
-    measured_at: Timestamp = Field(description="RFC 3339 with offset.")
+    measured_at: Timestamp = Field(description=f"When the features were measured. {TIMESTAMP_RULE}")
     features: Features  # type: ignore[valid-type]
     client: ClientInfo | None = None
 
@@ -153,7 +184,9 @@ class FeedbackRequest(BaseModel):
     event_id: UUID
     fatigue_event: StrictBool
     source: Literal["self_report", "incident", "wearable"]
-    observed_at: Timestamp
+    observed_at: Timestamp = Field(
+        description=f"When the fatigue event was (or was not) observed. {TIMESTAMP_RULE}"
+    )
 
 
 class EdgePrediction(BaseModel):
@@ -161,7 +194,21 @@ class EdgePrediction(BaseModel):
 
     fatigue_probability: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1, allow_inf_nan=False)]
     alert: StrictBool
-    model_version: str = Field(min_length=1, max_length=64)
+    model_version: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The edge model's version as its manifest names it, with no surrounding "
+        "whitespace.",
+    )
+
+    @field_validator("model_version")
+    @classmethod
+    def _exact_version(cls, value: str) -> str:
+        # " 1" would find version 1's threshold yet be stored as another version, splitting
+        # that version's edge predictions in every per-version count.
+        if value != value.strip():
+            raise ValueError("must not start or end with whitespace")
+        return value
 
 
 class SyncEvent(BaseModel):
@@ -171,7 +218,9 @@ class SyncEvent(BaseModel):
 
     event_id: UUID
     user_id: UserId
-    measured_at: Timestamp
+    measured_at: Timestamp = Field(
+        description=f"When the features were measured on the device. {TIMESTAMP_RULE}"
+    )
     features: Features  # type: ignore[valid-type]
     prediction: EdgePrediction
     client: ClientInfo | None = None
