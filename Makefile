@@ -68,9 +68,11 @@ $(NODE_STAMP): package.json package-lock.json
 demo: $(STAMP)
 	$(BIN)/fatigue-guard demo
 
+# ruff, and the layering of the packages (.importlinter): a new back-arrow fails the build.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 test: $(STAMP) $(NODE_STAMP) lint
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python -m pytest

@@ -27,9 +27,9 @@ from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
 from fatigue_guard.storage.factory import build_storage
-from fatigue_guard.storage.prediction_writer import PredictionWriter
+from fatigue_guard.storage.recording.prediction_writer import PredictionWriter
 from fatigue_guard.storage.records import PredictionRecord
-from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
 
 Commit = Callable[[Sequence[PredictionRecord]], object]
 WARM_UP = 50  # commits per path before the measured rounds

@@ -20,11 +20,11 @@ import numpy as np
 
 from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.edge.latency import Clock, LatencyStats, time_calls
-from fatigue_guard.edge.onnx_export import export_onnx
-from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
+from fatigue_guard.model.onnx_export import export_onnx
+from fatigue_guard.model.pipeline import build_pipeline
+from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshold
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
-from fatigue_guard.training.model import build_pipeline
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
 
 
 def main() -> None:

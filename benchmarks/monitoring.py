@@ -39,10 +39,10 @@ import pyarrow as pa
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
-from fatigue_guard.monitoring import ReferenceProfile, build_reference_profile
+from fatigue_guard.model.profile import ReferenceProfile, build_reference_profile
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
-from fatigue_guard.storage.blob import LocalBlobStore
-from fatigue_guard.storage.feature_store import SCHEMA, _to_parquet, partition_key
+from fatigue_guard.storage.blob.feature_store import SCHEMA, _to_parquet, partition_key
+from fatigue_guard.storage.blob.stores import LocalBlobStore
 
 THRESHOLD = 0.35
 BATCH_ROWS = 100_000
@@ -117,7 +117,8 @@ import json, resource, sys, time
 from datetime import datetime, timedelta
 t0 = time.perf_counter()
 from fatigue_guard.config import Settings
-from fatigue_guard.monitoring import ReferenceProfile, run_monitor
+from fatigue_guard.monitoring import run_monitor
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.storage.factory import build_storage
 home, profile, end, threshold = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 settings = Settings(home=home, database_url=None, azure_storage_connection_string=None)

@@ -49,10 +49,10 @@ from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.demo import request_bodies
-from fatigue_guard.serving.registry_access import production_model
+from fatigue_guard.lifecycle.registration import train_and_register
+from fatigue_guard.registry.access import production_model
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
 from fatigue_guard.storage.factory import build_storage
-from fatigue_guard.training import train_model
 
 BIN = Path(sys.executable).parent
 EVENT_ID_SLOT = "00000000-0000-4000-8000-000000000000"
@@ -111,7 +111,7 @@ def prepare(args: argparse.Namespace, home: Path) -> tuple[Settings, Any, Any, l
     registered = production_model(settings) if (home / "mlflow.db").exists() else None
     if registered is None:
         say(f"training a {args.trees}-tree forest on {args.users} simulated users (HOME {home})")
-        registered = train_model(settings, frame, seed=args.seed, n_jobs=2).registered
+        registered = train_and_register(settings, frame, seed=args.seed, n_jobs=2).registered
         assert registered is not None, "training registered no model"
 
     body = request_bodies(frame.iloc[-1:])[0]
@@ -449,9 +449,9 @@ def _print_in_process(
 ) -> None:
     """Single-row latency of the served version's two forms (reusing benchmarks/inference.py)."""
     sys.path.insert(0, str(Path(__file__).parent))
+    from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
     from fatigue_guard.registry import load_pipeline
-    from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
-    from fatigue_guard.serving.registry_access import fetch_artifacts
+    from fatigue_guard.registry.access import fetch_artifacts
     from inference import _repeat  # the in-process benchmark's own timing loop
 
     artifacts = fetch_artifacts(settings, registered)

@@ -15,11 +15,11 @@ import argparse
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
+from fatigue_guard.model.pipeline import build_pipeline, positive_proba
+from fatigue_guard.model.threshold import select_threshold
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
-from fatigue_guard.training.model import build_pipeline, positive_proba
 from fatigue_guard.training.search import oof_scores
 from fatigue_guard.training.splits import time_split, user_folds
-from fatigue_guard.training.threshold import select_threshold
 
 
 def main() -> None:

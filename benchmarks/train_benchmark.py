@@ -26,9 +26,10 @@ DAYS, MOMENTS = 30, 4
 
 def run_one(rows: int, budget: float, n_jobs: int, seed: int) -> dict[str, float]:
     from fatigue_guard.config import Settings
+    from fatigue_guard.lifecycle.registration import train_and_register
+    from fatigue_guard.model.threshold import NoThresholdMeetsFloor
     from fatigue_guard.simulation import simulate_cohort
     from fatigue_guard.simulation.config import CohortConfig
-    from fatigue_guard.training import NoThresholdMeetsFloor, train_model
 
     users = max(2, rows // (DAYS * MOMENTS))
     t0 = time.perf_counter()
@@ -40,7 +41,7 @@ def run_one(rows: int, budget: float, n_jobs: int, seed: int) -> dict[str, float
         t0 = time.perf_counter()
         out: dict[str, float] = {"rows": len(frame), "simulate_s": simulate_s}
         try:
-            result = train_model(
+            result = train_and_register(
                 Settings(home=Path(home)),
                 frame,
                 seed=seed,

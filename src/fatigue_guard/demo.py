@@ -191,10 +191,10 @@ def prepare_home(base: Settings) -> Settings:
 
 def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> DemoSummary:
     """Every step of the product once, on embedded defaults; returns the summary rows."""
-    from fatigue_guard.edge.publish import publishing_edge_bundles
+    from fatigue_guard.lifecycle.registration import train_and_register
+    from fatigue_guard.lifecycle.wiring import lifecycle_bus
     from fatigue_guard.simulation import CohortConfig, simulate_cohort
     from fatigue_guard.storage.factory import build_storage
-    from fatigue_guard.training import train_model
 
     settings = prepare_home(base)
     summary = DemoSummary(home=settings.home_dir)
@@ -211,14 +211,14 @@ def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> 
     done()
 
     done = step(f"training on {len(train_frame):,} rows (search budget {config.search_budget_s}s)")
-    with publishing_edge_bundles(settings):
-        result = train_model(
-            settings,
-            train_frame,
-            seed=config.seed,
-            search_budget_s=config.search_budget_s,
-            progress=say,
-        )
+    result = train_and_register(
+        settings,
+        train_frame,
+        seed=config.seed,
+        search_budget_s=config.search_budget_s,
+        progress=say,
+        bus=lifecycle_bus(settings, audit=None),
+    )
     done()
     if result.registered is None:
         raise RuntimeError("training registered no model")

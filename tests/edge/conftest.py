@@ -10,9 +10,9 @@ from sklearn.pipeline import Pipeline
 
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.contract.frame import feature_matrix
-from fatigue_guard.edge.vectors import contract_vectors
+from fatigue_guard.model.pipeline import build_pipeline
+from fatigue_guard.model.vectors import contract_vectors
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
-from fatigue_guard.training.model import build_pipeline
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fatigue_guard.edge.compact import EdgeBudgetError, build_edge_model
-from fatigue_guard.edge.onnx_export import export_onnx
-from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
-from fatigue_guard.training.threshold import recall_at_precision, select_threshold
+from fatigue_guard.model.onnx_export import export_onnx
+from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
+from fatigue_guard.model.threshold import recall_at_precision, select_threshold
 
 FLOOR = 0.75
 

@@ -11,7 +11,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
-from fatigue_guard.edge.onnx_export import (
+from fatigue_guard.model.onnx_export import (
     INPUT_NAME,
     OUTPUT_NAME,
     PINNED_OPSETS,
@@ -19,7 +19,7 @@ from fatigue_guard.edge.onnx_export import (
     export_onnx,
     read_model_info,
 )
-from fatigue_guard.training.model import build_pipeline
+from fatigue_guard.model.pipeline import build_pipeline
 
 
 def test_refuses_a_pipeline_with_another_feature_count(uniform_split) -> None:
@@ -91,7 +91,7 @@ def test_read_model_info_rejects_foreign_onnx(uniform_pipeline) -> None:
 
 
 def test_exported_model_handles_all_missing_optionals(uniform_pipeline) -> None:
-    from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
+    from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
 
     X = np.full((4, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
     X[:, [0, 1, 2, 4, 5]] = [[7.0, 0.9, 60.0, 16.0, 22.5]]  # required features only

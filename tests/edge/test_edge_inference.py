@@ -9,8 +9,8 @@ import onnx
 import pytest
 
 from fatigue_guard.contract.features import FEATURE_NAMES
-from fatigue_guard.edge.onnx_export import export_onnx
-from fatigue_guard.serving.inference import OnnxPredictor, Predictor, SklearnPredictor
+from fatigue_guard.model.onnx_export import export_onnx
+from fatigue_guard.model.predictors import OnnxPredictor, Predictor, SklearnPredictor
 
 
 @pytest.fixture(scope="module")

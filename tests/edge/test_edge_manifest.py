@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
 from fatigue_guard.edge.manifest import EdgeManifest, ManifestError, build_manifest
-from fatigue_guard.edge.onnx_export import export_onnx
+from fatigue_guard.model.onnx_export import export_onnx
 
 URL = "/v1/models/edge/fatigue-rf/7.onnx"
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fatigue_guard.edge.onnx_export import export_onnx
-from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
-from fatigue_guard.training.model import build_pipeline
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
+from fatigue_guard.model.onnx_export import export_onnx
+from fatigue_guard.model.pipeline import build_pipeline
+from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshold
 
 TOLERANCE = 1e-5
 NEAR_THRESHOLD = 1e-6

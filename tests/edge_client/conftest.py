@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from fatigue_guard.config import Settings
 from fatigue_guard.edge.bundle import EdgeBundle, write_bundle
-from fatigue_guard.edge.publish import PublishedEdge, publish_edge
+from fatigue_guard.lifecycle.edge_publication import PublishedEdge, publish_edge
 from fatigue_guard.serving.app import create_app
-from fatigue_guard.storage.blob import LocalBlobStore
+from fatigue_guard.storage.blob.stores import LocalBlobStore
 from fatigue_guard.storage.factory import Storage, build_storage
 from tests.fixtures.live_server import LiveServer
 from tests.fixtures.models import TrainedRegistry

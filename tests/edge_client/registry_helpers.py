@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.frame import feature_matrix
-from fatigue_guard.edge.onnx_export import export_onnx
+from fatigue_guard.model.onnx_export import export_onnx
 from fatigue_guard.registry import get_model_version, load_pipeline
 from fatigue_guard.registry.models import GOLDEN_ARTIFACT, HOLDOUT_ARTIFACT, ONNX_ARTIFACT
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id

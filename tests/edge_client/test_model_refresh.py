@@ -13,10 +13,16 @@ import pytest
 from fatigue_guard.client import FatigueClient
 from fatigue_guard.edge.bundle import EdgeBundle, file_url, model_key, write_bundle
 from fatigue_guard.edge.manifest import build_manifest
-from fatigue_guard.edge.publish import PublishedEdge, install_edge_publisher, publish_edge
-from fatigue_guard.registry import get_model_version, promote, remove_deployment_listener
+from fatigue_guard.lifecycle.bus import MessageBus
+from fatigue_guard.lifecycle.edge_publication import (
+    PublishedEdge,
+    edge_publisher,
+    publish_edge,
+)
+from fatigue_guard.lifecycle.gate import DeploymentEvent, promote
+from fatigue_guard.registry import get_model_version
 from fatigue_guard.registry.tracking import configure_mlflow
-from fatigue_guard.storage.blob import LocalBlobStore
+from fatigue_guard.storage.blob.stores import LocalBlobStore
 from tests.edge_client.conftest import RestartableApi
 from tests.edge_client.registry_helpers import register_tree_prefix
 from tests.fixtures.models import TrainedRegistry
@@ -127,7 +133,8 @@ def test_a_promotion_reaches_the_client_at_its_next_refresh(
         gate_recall_tolerance=0.99,
         gate_precision_tolerance=0.99,
     )
-    listener = install_edge_publisher(settings)
+    bus = MessageBus()
+    bus.subscribe(DeploymentEvent, edge_publisher(settings))
     api = RestartableApi(settings)
     try:
         publish_edge(settings, LocalBlobStore(settings.local_blob_root))  # export-edge
@@ -139,9 +146,11 @@ def test_a_promotion_reaches_the_client_at_its_next_refresh(
             assert before is not None and before.version == trained_registry.version
 
             candidate = register_tree_prefix(settings, trained_registry.version, trees=12)
-            outcome = promote(settings, candidate, actor="test", reason="edge refresh test")
+            outcome = promote(
+                settings, candidate, actor="test", reason="edge refresh test", bus=bus
+            )
             assert outcome.promoted, outcome.gate.reason
-            # The deployment listener published the new bundle; the client sees it next time.
+            # The bus's edge publisher published the new bundle; the client sees it next time.
             result = client.refresh_model()
             assert result.status == "updated" and client.model_version == candidate
             after = client.models.current
@@ -160,5 +169,4 @@ def test_a_promotion_reaches_the_client_at_its_next_refresh(
             {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("edge.")},
         )
     finally:
-        remove_deployment_listener(listener)
         api.stop()

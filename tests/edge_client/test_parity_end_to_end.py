@@ -18,7 +18,7 @@ import numpy as np
 
 from fatigue_guard.client import FatigueClient
 from fatigue_guard.contract.features import FEATURES
-from fatigue_guard.edge.vectors import contract_vectors
+from fatigue_guard.model.vectors import contract_vectors
 from tests.edge_client.conftest import RestartableApi
 
 N_VECTORS = 10_000

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from fatigue_guard.monitoring import ReferenceProfile
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
 from tests.monitoring.helpers import Scorer, days_between, reference_from, train_scorer
 

@@ -11,9 +11,9 @@ import pandas as pd
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.frame import feature_matrix
-from fatigue_guard.monitoring.profile import ReferenceProfile
+from fatigue_guard.model.pipeline import build_pipeline, positive_proba
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
-from fatigue_guard.training.model import build_pipeline, positive_proba
 
 # The floor the scorer's threshold is chosen for (the production default).
 FLOOR = 0.75
@@ -88,7 +88,7 @@ def write_live(
     import pyarrow as pa
 
     from fatigue_guard.contract.features import FEATURES_VERSION
-    from fatigue_guard.storage.feature_store import SCHEMA, _to_parquet, partition_key
+    from fatigue_guard.storage.blob.feature_store import SCHEMA, _to_parquet, partition_key
 
     out = pd.DataFrame(
         {

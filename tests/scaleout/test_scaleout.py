@@ -29,8 +29,8 @@ from sqlalchemy import text
 
 from fatigue_guard.config import Settings
 from fatigue_guard.demo import request_bodies, settings_env
+from fatigue_guard.storage.blob.feature_store import version_prefix
 from fatigue_guard.storage.factory import build_storage
-from fatigue_guard.storage.feature_store import version_prefix
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import free_port
 from tests.serving.conftest import ADMIN_TOKEN

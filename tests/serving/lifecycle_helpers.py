@@ -30,8 +30,8 @@ from mlflow import MlflowClient
 
 from fatigue_guard.config import Settings
 from fatigue_guard.demo import settings_env, wait_ready
+from fatigue_guard.lifecycle.gate import make_initial_production
 from fatigue_guard.registry import PRODUCTION, get_model_by_alias, get_model_version, load_pipeline
-from fatigue_guard.registry.gate import make_initial_production
 from fatigue_guard.registry.models import GOLDEN_ARTIFACT, HOLDOUT_ARTIFACT, ONNX_ARTIFACT
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from tests.fixtures.models import TrainedRegistry

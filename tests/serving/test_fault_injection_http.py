@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from fatigue_guard.demo import send_all
-from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.blob.feature_store import FeatureStore
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import AzuriteFactory, AzuriteService, TcpProxy
 from tests.serving.conftest import LiveApi, start_api

@@ -16,7 +16,7 @@ from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.storage.factory import Storage, build_storage
 from fatigue_guard.storage.records import PredictionRecord
-from fatigue_guard.storage.tables import Prediction
+from fatigue_guard.storage.sql.tables import Prediction
 
 BASE_TIME = datetime(2025, 3, 1, 21, 30, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Table, insert, select
 
-from fatigue_guard.storage import bulk_insert
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.records import prediction_to_json
-from fatigue_guard.storage.repository import _prediction_row
-from fatigue_guard.storage.tables import OUTBOX_PENDING, OutboxEntry, Prediction, utcnow
+from fatigue_guard.storage.sql import bulk_insert
+from fatigue_guard.storage.sql.repository import _prediction_row
+from fatigue_guard.storage.sql.tables import OUTBOX_PENDING, OutboxEntry, Prediction, utcnow
 from tests.storage.conftest import make_record
 
 PREDICTIONS: Table = Prediction.__table__  # type: ignore[assignment]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fatigue_guard.storage.records import FeedbackRecord
-from fatigue_guard.storage.tables import Device, Feedback, OutboxEntry, Prediction
+from fatigue_guard.storage.sql.tables import Device, Feedback, OutboxEntry, Prediction
 from tests.storage.conftest import BASE_TIME, StorageFactory, make_record
 
 

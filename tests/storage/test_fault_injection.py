@@ -12,12 +12,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from fatigue_guard.storage.feature_store import FeatureStore
-from fatigue_guard.storage.outbox import ROWS_PER_WRITE, OutboxFlusher
+from fatigue_guard.storage.blob.feature_store import FeatureStore
+from fatigue_guard.storage.recording.outbox import ROWS_PER_WRITE, OutboxFlusher
+from fatigue_guard.storage.recording.spool import Spool
 from fatigue_guard.storage.records import PredictionRecord
-from fatigue_guard.storage.repository import OutboxRepository
-from fatigue_guard.storage.spool import Spool
-from fatigue_guard.storage.tables import OutboxEntry
+from fatigue_guard.storage.sql.repository import OutboxRepository
+from fatigue_guard.storage.sql.tables import OutboxEntry
 from tests.fixtures.services import AzuriteFactory, TcpProxy
 from tests.storage.conftest import (
     BASE_TIME,

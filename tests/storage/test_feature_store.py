@@ -10,10 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from fatigue_guard.contract.features import FEATURE_NAMES
-from fatigue_guard.storage.blob import AzureBlobStore, BlobNotFound, BlobStore, LocalBlobStore
-from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.blob.feature_store import FeatureStore
+from fatigue_guard.storage.blob.stores import (
+    AzureBlobStore,
+    BlobNotFound,
+    BlobStore,
+    LocalBlobStore,
+)
 from fatigue_guard.storage.records import PredictionRecord
-from fatigue_guard.storage.tables import OutboxEntry
+from fatigue_guard.storage.sql.tables import OutboxEntry
 from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records, wait_until
 
 
@@ -161,7 +166,7 @@ def test_background_writes_go_in_chunks_and_miss_nothing(
 ) -> None:
     """Claim, mark-done and purge each go in transactions of ROWS_PER_WRITE rows (so the
     write lock is never held long), yet one batch still takes every row and purge all of them."""
-    monkeypatch.setattr("fatigue_guard.storage.outbox.ROWS_PER_WRITE", 7)
+    monkeypatch.setattr("fatigue_guard.storage.recording.outbox.ROWS_PER_WRITE", 7)
     storage = storage_factory(database_url, outbox_retention_s=0.0)
     records = spread_records(30)
     storage.recorder.record_many(records)

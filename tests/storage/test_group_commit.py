@@ -20,8 +20,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from fatigue_guard.storage.factory import Storage
-from fatigue_guard.storage.group_commit import GroupCommitter, GroupCommitterStopped
-from fatigue_guard.storage.tables import Prediction
+from fatigue_guard.storage.recording.group_commit import GroupCommitter, GroupCommitterStopped
+from fatigue_guard.storage.sql.tables import Prediction
 from tests.storage.conftest import make_record, prediction_count, spread_records
 
 

@@ -9,15 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from fatigue_guard.storage.engine import create_db_engine
-from fatigue_guard.storage.schema import (
+from fatigue_guard.storage.sql.engine import create_db_engine
+from fatigue_guard.storage.sql.schema import (
     UPGRADE_COMMAND,
     SchemaOutOfDate,
     check_schema_current,
     expected_heads,
     upgrade_database,
 )
-from fatigue_guard.storage.tables import Base
+from fatigue_guard.storage.sql.tables import Base
 from tests.storage.conftest import test_settings
 
 TABLES = {

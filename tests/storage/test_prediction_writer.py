@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from fatigue_guard.storage.prediction_writer import PredictionWriter
+from fatigue_guard.storage.recording.prediction_writer import PredictionWriter
 from tests.fixtures.services import TcpProxy
 from tests.storage.conftest import StorageFactory, prediction_count, spread_records
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fatigue_guard.storage.factory import Storage
-from fatigue_guard.storage.recorder_process import (
+from fatigue_guard.storage.recording.recorder_process import (
     RecorderCallFailed,
     RecorderProcess,
     RecorderUnavailable,
@@ -164,7 +164,7 @@ _API_PROCESS = """
 import sys
 from pathlib import Path
 from fatigue_guard.storage.factory import build_storage
-from fatigue_guard.storage.recorder_process import RecorderProcess
+from fatigue_guard.storage.recording.recorder_process import RecorderProcess
 from tests.storage.conftest import spread_records, test_settings
 
 storage = build_storage(test_settings(Path(sys.argv[1]), database_url=sys.argv[2] or None))
@@ -216,7 +216,9 @@ def test_a_child_that_will_not_start_is_retried_and_records_go_inline_meanwhile(
     linked: tuple[Storage, RecorderProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage, recorder = linked
-    monkeypatch.setattr("fatigue_guard.storage.recorder_process.RESPAWN_BACKOFF_S", (0.2, 0.4))
+    monkeypatch.setattr(
+        "fatigue_guard.storage.recording.recorder_process.RESPAWN_BACKOFF_S", (0.2, 0.4)
+    )
     real_spawn = RecorderProcess._spawn
     attempts: list[float] = []
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.records import FeedbackRecord
-from fatigue_guard.storage.repository import PredictionNotFound
-from fatigue_guard.storage.tables import Device, OutboxEntry, Prediction
+from fatigue_guard.storage.sql.repository import PredictionNotFound
+from fatigue_guard.storage.sql.tables import Device, OutboxEntry, Prediction
 from tests.storage.conftest import make_record
 
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from fatigue_guard.storage.factory import Storage, build_storage
-from fatigue_guard.storage.outbox import OutboxFlusher
-from fatigue_guard.storage.shipper_process import ShipperProcess, ShipperUnavailable
+from fatigue_guard.storage.recording.outbox import OutboxFlusher
+from fatigue_guard.storage.recording.shipper_process import ShipperProcess, ShipperUnavailable
 from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 
 

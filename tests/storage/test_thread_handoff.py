@@ -7,7 +7,7 @@ from multiprocessing.connection import wait
 
 import pytest
 
-from fatigue_guard.storage.thread_handoff import ThreadHandoff
+from fatigue_guard.storage.recording.thread_handoff import ThreadHandoff
 
 
 def _serve(handoff: ThreadHandoff, stop: threading.Event, ran_in: list[int]) -> None:

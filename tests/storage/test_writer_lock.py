@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fatigue_guard.storage.factory import build_storage
-from fatigue_guard.storage.writer_lock import WriterLock
+from fatigue_guard.storage.sql.writer_lock import WriterLock
 from tests.storage.conftest import make_record, test_settings, wait_until
 
 

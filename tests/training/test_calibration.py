@@ -10,6 +10,7 @@ import pytest
 
 from fatigue_guard.contract.features import LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
+from fatigue_guard.model.pipeline import DEFAULT_FOREST_PARAMS
 from fatigue_guard.training.calibration import (
     CALIBRATED_FORMS,
     FORMS,
@@ -21,7 +22,6 @@ from fatigue_guard.training.calibration import (
     expected_calibration_error,
 )
 from fatigue_guard.training.data import load_training_data
-from fatigue_guard.training.model import DEFAULT_FOREST_PARAMS
 from fatigue_guard.training.search import oof_scores
 from fatigue_guard.training.splits import user_folds
 from tests.training.conftest import simulated_cohort

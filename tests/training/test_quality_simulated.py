@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fatigue_guard.training import train_model
+from fatigue_guard.lifecycle.registration import train_and_register
 from tests.training.conftest import fast_settings, simulated_cohort
 
 
@@ -15,7 +15,7 @@ def test_held_out_precision_holds_and_recall_beats_baselines(tmp_path: Path) -> 
     frame = simulated_cohort(users=200, days=30, seed=4)  # ~24k rows, ~30 s on 2 shared cores
     # The production forest size: with fewer trees recall@floor is too noisy to rank reliably.
     settings = fast_settings(tmp_path, n_estimators=100, cv_folds=3)
-    result = train_model(settings, frame, seed=0, register=False)
+    result = train_and_register(settings, frame, seed=0, register=False)
 
     holdout = result.metrics["holdout_time"]
     # Chosen on out-of-fold scores of other users, applied to later days: precision holds.

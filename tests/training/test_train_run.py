@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, LABEL_COLUMN
+from fatigue_guard.lifecycle.registration import train_and_register
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor
 from fatigue_guard.registry import (
     PRODUCTION,
     configure_mlflow,
@@ -19,7 +21,7 @@ from fatigue_guard.registry import (
     load_onnx_bytes,
     load_pipeline,
 )
-from fatigue_guard.training import NoThresholdMeetsFloor, TooManyInvalidRows, train_model
+from fatigue_guard.training import TooManyInvalidRows
 from fatigue_guard.training.data import file_sha256
 from tests.training.conftest import fast_settings
 
@@ -30,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, small_cohort: pd.DataFrame
     data = home / "cohort.parquet"
     small_cohort.to_parquet(data, index=False)
     settings = fast_settings(home)
-    result = train_model(settings, data, seed=0, n_jobs=2)
+    result = train_and_register(settings, data, seed=0, n_jobs=2)
     return settings, result, data
 
 
@@ -130,7 +132,7 @@ def test_pyfunc_returns_the_pipelines_probabilities(trained) -> None:
 
 
 def test_onnx_is_logged_when_the_exporter_exists(trained) -> None:
-    pytest.importorskip("fatigue_guard.edge.onnx_export")
+    pytest.importorskip("fatigue_guard.model.onnx_export")
     ort = pytest.importorskip("onnxruntime")
     settings, result, _ = trained
     onnx_bytes = load_onnx_bytes(settings, result.registered)
@@ -149,7 +151,7 @@ def test_no_threshold_meeting_the_floor_logs_the_run_and_registers_nothing(
     noise = small_cohort.copy()
     noise[LABEL_COLUMN] = np.random.default_rng(0).permutation(noise[LABEL_COLUMN].to_numpy())
     with pytest.raises(NoThresholdMeetsFloor) as info:
-        train_model(settings, noise, precision_floor=0.9)
+        train_and_register(settings, noise, precision_floor=0.9)
     exc = info.value
     assert exc.run_id and exc.attainable["best_precision"] < 0.9
     client = configure_mlflow(settings)
@@ -166,7 +168,7 @@ def test_too_many_invalid_rows_stops_the_run(tmp_path: Path, small_cohort: pd.Da
     bad = small_cohort.copy()
     bad.loc[bad.index[:800], "sleep_duration_h"] = 18.0  # "18-hour sleeps": ~10 % of rows
     with pytest.raises(TooManyInvalidRows) as info:
-        train_model(fast_settings(tmp_path), bad)
+        train_and_register(fast_settings(tmp_path), bad)
     report = info.value.report
     assert report.invalid_rows == 800
     assert report.violations[0].field == "sleep_duration_h"

@@ -13,7 +13,7 @@ console = Console()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Create or migrate the SQL schema to the latest revision."""
     from fatigue_guard.config import get_settings
-    from fatigue_guard.storage.schema import upgrade_database
+    from fatigue_guard.storage.sql.schema import upgrade_database
 
     settings = get_settings()
     settings.ensure_home()
@@ -25,8 +25,8 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
 def current() -> None:
     """Show the schema revision the database is at."""
     from fatigue_guard.config import get_settings
-    from fatigue_guard.storage.engine import create_db_engine
-    from fatigue_guard.storage.schema import current_revisions, expected_heads
+    from fatigue_guard.storage.sql.engine import create_db_engine
+    from fatigue_guard.storage.sql.schema import current_revisions, expected_heads
 
     engine = create_db_engine(get_settings())
     console.print(f"database: {current_revisions(engine) or '(empty)'}; code: {expected_heads()}")

@@ -1,8 +1,9 @@
 """``fatigue-guard export-edge``: (re)build and publish the edge bundle of a model version.
 
-Publishing also happens on every deployment (:func:`fatigue_guard.edge.publish.
-install_edge_publisher`); this verb is for a first set-up, a repair after a failed export, or
-exporting a staging candidate ahead of its promotion (stored, not pointed at).
+Publishing also happens on every deployment (:func:`fatigue_guard.lifecycle.edge_publication.
+edge_publisher`, subscribed on the lifecycle's bus); this verb is for a first set-up, a repair
+after a failed export, or exporting a staging candidate ahead of its promotion (stored, not
+pointed at).
 
 Exit codes: 0 published; 4 nothing to export (no production model); 5 the export failed.
 """
@@ -31,7 +32,7 @@ def export_edge(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.edge.compact import EdgeBudgetError
-    from fatigue_guard.edge.publish import EdgeExportError, publish_edge
+    from fatigue_guard.lifecycle.edge_publication import EdgeExportError, publish_edge
 
     console = Console()
     try:

@@ -7,6 +7,8 @@ reason); 4 nothing to promote or roll back to.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,20 +95,20 @@ def promote(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.tables import read_table
-    from fatigue_guard.edge.publish import publishing_edge_bundles
-    from fatigue_guard.registry import DeploymentError
-    from fatigue_guard.registry import promote as do_promote
+    from fatigue_guard.lifecycle.gate import DeploymentError
+    from fatigue_guard.lifecycle.gate import promote as do_promote
 
     console = Console()
     settings = get_settings()
     try:
-        with publishing_edge_bundles(settings):
+        with _cli_bus(settings) as bus:
             outcome = do_promote(
                 settings,
                 version,
                 actor=_actor(),
                 reason=reason,
                 holdout=read_table(holdout) if holdout is not None else None,
+                bus=bus,
             )
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
@@ -119,8 +121,6 @@ def promote(
         f"[green]v{gate.candidate_version} is production[/] "
         f"(was v{gate.production_version or '-'}): {gate.reason}"
     )
-    if outcome.event is not None:
-        _record_in_sql(settings, outcome.event)
 
 
 def rollback(
@@ -132,26 +132,33 @@ def rollback(
     from rich.console import Console
 
     from fatigue_guard.config import get_settings
-    from fatigue_guard.edge.publish import publishing_edge_bundles
-    from fatigue_guard.registry import DeploymentError
-    from fatigue_guard.registry import rollback as do_rollback
+    from fatigue_guard.lifecycle.gate import DeploymentError
+    from fatigue_guard.lifecycle.gate import rollback as do_rollback
 
     console = Console()
     settings = get_settings()
     try:
-        with publishing_edge_bundles(settings):
-            event = do_rollback(settings, actor=_actor(), reason=reason)
+        with _cli_bus(settings) as bus:
+            event = do_rollback(settings, actor=_actor(), reason=reason, bus=bus)
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(EXIT_NOTHING) from None
     console.print(f"[green]production is v{event.version} again[/] (was v{event.previous_version})")
-    _record_in_sql(settings, event)
 
 
-def _record_in_sql(settings: Any, event: Any) -> None:
-    from fatigue_guard.pipeline.deployments import record_deployment_best_effort
+@contextmanager
+def _cli_bus(settings: Any) -> Iterator[Any]:
+    """The bus of a promotion made by hand: the alias has moved before the SQL row is written,
+    so a database problem is a warning, not a failure; the edge bundle is published."""
+    from fatigue_guard.lifecycle.deployments import DeploymentRecorder
+    from fatigue_guard.lifecycle.wiring import lifecycle_bus
+    from fatigue_guard.storage.factory import build_storage
 
-    if not record_deployment_best_effort(
-        settings, event.previous_version, event.version, event.actor, event.reason
-    ):
+    storage = build_storage(settings)
+    audit = DeploymentRecorder(storage, settings, best_effort=True)
+    try:
+        yield lifecycle_bus(settings, audit=audit)
+    finally:
+        storage.close()
+    if audit.failures:
         typer.echo("warning: the deployment was not recorded in the SQL DB", err=True)

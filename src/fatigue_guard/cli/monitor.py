@@ -59,8 +59,11 @@ def run(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.tables import read_table
-    from fatigue_guard.monitoring import ReferenceProfile, run_monitor
-    from fatigue_guard.pipeline.trigger import retrain_on_breach
+    from fatigue_guard.lifecycle.deployments import DeploymentRecorder
+    from fatigue_guard.lifecycle.trigger import retrain_on_breach
+    from fatigue_guard.lifecycle.wiring import lifecycle_bus
+    from fatigue_guard.model.profile import ReferenceProfile
+    from fatigue_guard.monitoring import run_monitor
     from fatigue_guard.storage.factory import build_storage
 
     console = Console()
@@ -70,6 +73,7 @@ def run(
         profile = ReferenceProfile.from_dict(json.loads(reference.read_text()))
     frame = read_table(current) if current is not None else None
     storage = build_storage(settings)
+    bus = lifecycle_bus(settings, audit=DeploymentRecorder(storage, settings))
     report = run_monitor(
         settings,
         window=parse_window(window),
@@ -77,7 +81,7 @@ def run(
         reference=profile,
         threshold=threshold,
         store=store,
-        on_breach=None if no_trigger else retrain_on_breach(settings, storage),
+        on_breach=None if no_trigger else retrain_on_breach(settings, storage, bus),
         storage=storage,
     )
     doc = report.as_dict()

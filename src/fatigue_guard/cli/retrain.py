@@ -20,17 +20,19 @@ def retrain(
 ) -> None:
     """Assemble baseline + live labelled data, train, gate, promote; one replica at a time."""
     from fatigue_guard.config import get_settings
-    from fatigue_guard.edge.publish import publishing_edge_bundles
-    from fatigue_guard.pipeline.retrain import run_retraining
+    from fatigue_guard.lifecycle.deployments import DeploymentRecorder
+    from fatigue_guard.lifecycle.retrain import run_retraining
+    from fatigue_guard.lifecycle.wiring import lifecycle_bus
     from fatigue_guard.storage.factory import build_storage
 
     settings = get_settings()
     storage = build_storage(settings)
     storage.check_schema()
     try:
-        with console.status("retraining"), publishing_edge_bundles(settings):
+        bus = lifecycle_bus(settings, audit=DeploymentRecorder(storage, settings))
+        with console.status("retraining"):
             outcome = run_retraining(
-                settings, storage, trigger="cli", reason=reason, ignore_cooldown=force
+                settings, storage, bus=bus, trigger="cli", reason=reason, ignore_cooldown=force
             )
     finally:
         storage.close()

@@ -144,8 +144,10 @@ def train(
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.frame import ContractError
-    from fatigue_guard.edge.publish import publishing_edge_bundles
-    from fatigue_guard.training import NoThresholdMeetsFloor, TooManyInvalidRows, train_model
+    from fatigue_guard.lifecycle.registration import train_and_register
+    from fatigue_guard.lifecycle.wiring import lifecycle_bus
+    from fatigue_guard.model.threshold import NoThresholdMeetsFloor
+    from fatigue_guard.training import TooManyInvalidRows
 
     console = Console()
     settings = get_settings()
@@ -158,10 +160,12 @@ def train(
     live_frame = _read_live(settings, console, since, until) if live else None
     live_rows = 0 if live_frame is None else len(live_frame)
     try:
-        with console.status("training") as status, publishing_edge_bundles(settings):
-            result = train_model(
+        with console.status("training") as status:
+            result = train_and_register(
                 settings,
                 data,
+                # The first version ever goes straight to production: publish its edge bundle.
+                bus=lifecycle_bus(settings, audit=None),
                 precision_floor=precision_floor,
                 seed=seed,
                 n_jobs=n_jobs,

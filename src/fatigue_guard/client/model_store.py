@@ -20,7 +20,7 @@ from pathlib import Path
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
 from fatigue_guard.edge.manifest import EdgeManifest
 from fatigue_guard.files import atomic_write
-from fatigue_guard.serving.inference import OnnxPredictor
+from fatigue_guard.model.predictors import OnnxPredictor
 
 log = logging.getLogger(__name__)
 _KEEP_FILES = 2  # the running model and the one before it

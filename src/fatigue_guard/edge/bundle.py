@@ -23,7 +23,7 @@ from typing import Final
 
 from fatigue_guard.contract.features import FEATURES_VERSION
 from fatigue_guard.edge.manifest import EdgeManifest
-from fatigue_guard.storage.blob import BlobNotFound, BlobStore
+from fatigue_guard.storage.blob.stores import BlobNotFound, BlobStore
 
 EDGE_PREFIX: Final[str] = f"edge/v{FEATURES_VERSION}"
 POINTER_KEY: Final[str] = f"{EDGE_PREFIX}/current.json"

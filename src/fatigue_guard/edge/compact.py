@@ -34,9 +34,9 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from fatigue_guard.edge.latency import time_calls
-from fatigue_guard.edge.onnx_export import DEFAULT_MODEL_NAME, export_onnx
-from fatigue_guard.serving.inference import OnnxPredictor
-from fatigue_guard.training.threshold import (
+from fatigue_guard.model.onnx_export import DEFAULT_MODEL_NAME, export_onnx
+from fatigue_guard.model.predictors import OnnxPredictor
+from fatigue_guard.model.threshold import (
     NoThresholdMeetsFloor,
     recall_at_precision,
     select_threshold,
@@ -56,7 +56,7 @@ ThresholdPolicy = Callable[[np.ndarray, np.ndarray, float], float]
 
 
 def training_threshold_policy(y_true: np.ndarray, scores: np.ndarray, floor: float) -> float:
-    """The production rule, reused from :mod:`fatigue_guard.training.threshold`."""
+    """The production rule, reused from :mod:`fatigue_guard.model.threshold`."""
     return select_threshold(y_true, scores, floor).threshold
 
 

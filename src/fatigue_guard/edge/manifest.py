@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
-from fatigue_guard.edge.onnx_export import read_model_info
+from fatigue_guard.model.onnx_export import read_model_info
 
 
 class EdgeManifest(BaseModel):

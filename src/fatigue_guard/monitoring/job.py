@@ -20,10 +20,10 @@ import pandas as pd
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURES_VERSION
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.monitoring.html import render_html
 from fatigue_guard.monitoring.live import read_live_window
 from fatigue_guard.monitoring.performance import performance
-from fatigue_guard.monitoring.profile import ReferenceProfile, load_reference_profile
 from fatigue_guard.monitoring.report import Decision, MonitorReport, breach_reasons
 from fatigue_guard.monitoring.segments import attribute, data_quality, segment_screen
 from fatigue_guard.monitoring.signals import (
@@ -33,6 +33,7 @@ from fatigue_guard.monitoring.signals import (
     prediction_drift,
 )
 from fatigue_guard.monitoring.window import SCORE_COLUMN, prepare_window
+from fatigue_guard.registry.models import load_reference_profile
 
 if TYPE_CHECKING:
     from fatigue_guard.registry.models import RegisteredModel
@@ -62,8 +63,8 @@ def _production_model(settings: Settings) -> RegisteredModel:
 def _score_offline(settings: Settings, model: RegisteredModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score a ``--current`` table that came without served probabilities."""
     from fatigue_guard.contract.frame import coerce_feature_columns, feature_matrix
+    from fatigue_guard.model.pipeline import positive_proba
     from fatigue_guard.registry.models import load_pipeline
-    from fatigue_guard.training.model import positive_proba
 
     frame = coerce_feature_columns(frame)
     frame[SCORE_COLUMN] = positive_proba(load_pipeline(settings, model), feature_matrix(frame))
@@ -228,7 +229,7 @@ def store_report(storage: Storage, report: MonitorReport, settings: Settings) ->
     The row is inserted first so that the page can carry its id; both land in one transaction
     (the HTML put happens before the commit, so a stored row always has its page).
     """
-    from fatigue_guard.storage.tables import DriftReport
+    from fatigue_guard.storage.sql.tables import DriftReport
 
     with storage.uow_factory(write=True) as uow:
         row = uow.drift_reports.add(
@@ -269,7 +270,7 @@ def load_report(
         doc, key = dict(row.report), row.html_key
     html = None
     if key:
-        from fatigue_guard.storage.blob import BlobNotFound
+        from fatigue_guard.storage.blob.stores import BlobNotFound
 
         try:
             html = storage.blobs.get(key)

@@ -37,9 +37,9 @@ from fatigue_guard.monitoring.window import (
     Window,
     prepare_window,
 )
-from fatigue_guard.storage.blob import BlobNotFound
+from fatigue_guard.storage.blob.feature_store import first_rows_by_event_id
+from fatigue_guard.storage.blob.stores import BlobNotFound
 from fatigue_guard.storage.factory import Storage
-from fatigue_guard.storage.feature_store import first_rows_by_event_id
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _TEXT = ("user_id", "model_version", *SEGMENT_COLUMNS)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from fatigue_guard.config import Settings
-from fatigue_guard.monitoring.profile import ReferenceProfile
-from fatigue_guard.monitoring.stats import design_effect, normal_sf, wilson_interval
+from fatigue_guard.model.profile import ReferenceProfile
+from fatigue_guard.model.stats import design_effect, normal_sf, wilson_interval
 from fatigue_guard.monitoring.window import Window
 
 _NS_PER_DAY = 86_400 * 10**9

@@ -19,9 +19,9 @@ import numpy as np
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_BY_NAME
-from fatigue_guard.monitoring.profile import ReferenceProfile
+from fatigue_guard.model.profile import ReferenceProfile
+from fatigue_guard.model.stats import normal_sf
 from fatigue_guard.monitoring.signals import DistributionDrift
-from fatigue_guard.monitoring.stats import normal_sf
 from fatigue_guard.monitoring.window import Window
 
 

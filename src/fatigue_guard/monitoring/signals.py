@@ -17,8 +17,8 @@ import numpy as np
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
-from fatigue_guard.monitoring.profile import PHYSIOLOGY_FEATURES, Binning, ReferenceProfile
-from fatigue_guard.monitoring.stats import (
+from fatigue_guard.model.profile import PHYSIOLOGY_FEATURES, Binning, ReferenceProfile
+from fatigue_guard.model.stats import (
     benjamini_hochberg,
     bin_counts,
     binned_ks,

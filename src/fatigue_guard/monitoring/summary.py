@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fatigue_guard.monitoring.stats import design_effect_from_moments, moments_from_sums
+from fatigue_guard.model.stats import design_effect_from_moments, moments_from_sums
 
 # Segment cells are numbered by mixed radix; past this many, renumber densely (no overflow).
 _MAX_CELL_SPAN = 2**31

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fatigue_guard.contract.features import FEATURE_NAMES, LABEL_COLUMN, SEGMENT_COLUMNS
-from fatigue_guard.monitoring.stats import design_effect
+from fatigue_guard.model.stats import design_effect
 from fatigue_guard.monitoring.summary import ColumnSummary, Grouping, build_grouping, summarise
 
 SCORE_COLUMN = "probability"

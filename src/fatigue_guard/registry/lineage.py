@@ -1,7 +1,7 @@
 """Provenance logged with every run: where the data came from and which code trained on it.
 
 (The drift-reference profile the monitor compares against is built by
-:func:`fatigue_guard.monitoring.profile.build_reference_profile`.)
+:func:`fatigue_guard.model.profile.build_reference_profile`.)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 
 from fatigue_guard.config import Settings
+from fatigue_guard.model.profile import PROFILE_ARTIFACT, ProfileError, ReferenceProfile
 from fatigue_guard.registry.tracking import configure_mlflow
 
 PRODUCTION = "production"
@@ -162,3 +163,21 @@ def list_versions(settings: Settings) -> list[VersionRow]:
             )
         )
     return rows
+
+
+def load_reference_profile(settings: Settings, model: RegisteredModel) -> ReferenceProfile:
+    """The profile logged with ``model``'s training run (raises :class:`ProfileError`)."""
+    configure_mlflow(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=model.run_id,
+                artifact_path=PROFILE_ARTIFACT,
+                dst_path=tmp,
+                tracking_uri=settings.effective_mlflow_tracking_uri,
+            )
+        except (MlflowException, OSError) as exc:
+            raise ProfileError(
+                f"model {model.name} v{model.version} has no {PROFILE_ARTIFACT}: {exc}"
+            ) from exc
+        return ReferenceProfile.from_dict(json.loads(Path(local).read_text()))

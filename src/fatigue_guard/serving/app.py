@@ -19,12 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from fatigue_guard import __version__
 from fatigue_guard.config import Settings, get_settings
+from fatigue_guard.registry.access import bound_mlflow_http_retries
 from fatigue_guard.serving.auth import build_auth
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.middleware import RequestContextMiddleware
 from fatigue_guard.serving.model_watcher import ModelWatcher
 from fatigue_guard.serving.problems import install_problem_handlers
-from fatigue_guard.serving.registry_access import bound_mlflow_http_retries
 from fatigue_guard.serving.routes import (
     admin,
     edge,
@@ -38,7 +38,7 @@ from fatigue_guard.serving.routes import (
 from fatigue_guard.serving.served_by import ServedByMiddleware
 from fatigue_guard.serving.state import ServingState
 from fatigue_guard.storage.factory import Storage, build_storage
-from fatigue_guard.storage.recorder_process import RecorderProcess
+from fatigue_guard.storage.recording.recorder_process import RecorderProcess
 
 log = logging.getLogger(__name__)
 
@@ -113,25 +113,24 @@ class _Monitoring:
     """The scheduled monitor, its retraining worker and edge publishing, for one API process."""
 
     def __init__(self, state: ServingState) -> None:
-        from fatigue_guard.edge.publish import install_edge_publisher
+        from fatigue_guard.lifecycle.deployments import DeploymentRecorder
+        from fatigue_guard.lifecycle.trigger import BackgroundRetrainer
+        from fatigue_guard.lifecycle.wiring import lifecycle_bus
         from fatigue_guard.monitoring import MonitorScheduler, run_monitor
-        from fatigue_guard.pipeline.trigger import BackgroundRetrainer
 
         assert state.storage is not None
-        self.retrainer = BackgroundRetrainer(state.settings, state.storage)
+        # A retrain in this process promotes here: this process writes the audit row and
+        # publishes the edge bundle, not the other replicas.
+        bus = lifecycle_bus(state.settings, audit=DeploymentRecorder(state.storage, state.settings))
+        self.retrainer = BackgroundRetrainer(state.settings, state.storage, bus)
         self.scheduler = MonitorScheduler(
             state.settings,
             self.retrainer,
             run=functools.partial(run_monitor, storage=state.storage),
         )
-        # A retrain in this process promotes here, so this process publishes the edge bundle.
-        self._publisher = install_edge_publisher(state.settings)
 
     def stop(self) -> None:
-        from fatigue_guard.registry import remove_deployment_listener
-
         self.scheduler.stop()
-        remove_deployment_listener(self._publisher)
 
 
 def _start_monitoring(state: ServingState) -> _Monitoring:

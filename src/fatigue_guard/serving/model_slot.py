@@ -27,14 +27,14 @@ from typing import Literal, Protocol
 import numpy as np
 
 from fatigue_guard.config import Settings
-from fatigue_guard.serving.model_cache import CacheInvalid, ModelCache, sha256_hex
-from fatigue_guard.serving.model_check import ModelCheckFailed, check_model
-from fatigue_guard.serving.registry_access import (
+from fatigue_guard.registry.access import (
     RegistryUnavailable,
     VersionArtifacts,
     fetch_artifacts,
     production_model,
 )
+from fatigue_guard.serving.model_cache import CacheInvalid, ModelCache, sha256_hex
+from fatigue_guard.serving.model_check import ModelCheckFailed, check_model
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class ModelSlot:
         )
 
     def _serve_from_cache(self, settings: Settings, *, because: str) -> None:
-        from fatigue_guard.serving.inference import OnnxPredictor
+        from fatigue_guard.model.predictors import OnnxPredictor
 
         with self._lock:
             if self._current is not None:
@@ -258,8 +258,8 @@ class ModelSlot:
 
 def _prepare(settings: Settings, registered: object) -> tuple[LoadedModel, VersionArtifacts]:
     """Download, build, warm and check a version, beside whatever is serving."""
+    from fatigue_guard.model.predictors import OnnxPredictor, SklearnPredictor
     from fatigue_guard.registry import RegisteredModel, load_pipeline
-    from fatigue_guard.serving.inference import OnnxPredictor, SklearnPredictor
 
     assert isinstance(registered, RegisteredModel)
     artifacts = fetch_artifacts(settings, registered)

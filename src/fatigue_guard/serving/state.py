@@ -15,7 +15,7 @@ from fatigue_guard.serving.thresholds import VersionThresholds
 if TYPE_CHECKING:
     from fatigue_guard.serving.auth import AuthServices
     from fatigue_guard.storage.factory import Storage
-    from fatigue_guard.storage.recorder import PredictionRecorder
+    from fatigue_guard.storage.recording.recorder import PredictionRecorder
 
 
 @dataclass

@@ -12,7 +12,7 @@ import threading
 
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.model_slot import ModelSlot
-from fatigue_guard.storage.blob import BlobStore
+from fatigue_guard.storage.blob.stores import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -23,17 +23,21 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from fatigue_guard.config import Settings
-from fatigue_guard.storage.blob import AzureBlobStore, BlobStore, LocalBlobStore
-from fatigue_guard.storage.engine import create_db_engine
-from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.blob.feature_store import FeatureStore
+from fatigue_guard.storage.blob.stores import BlobStore, build_blob_store
 from fatigue_guard.storage.keys import IssuedKey
-from fatigue_guard.storage.outbox import BatchShipper, CallRunner, FlushPolicy, OutboxFlusher
-from fatigue_guard.storage.prediction_writer import PredictionWriter
 from fatigue_guard.storage.reader import read_live_dataset
-from fatigue_guard.storage.recorder import PredictionRecorder
-from fatigue_guard.storage.recorder_process import RecorderProcess
+from fatigue_guard.storage.recording.outbox import (
+    BatchShipper,
+    CallRunner,
+    FlushPolicy,
+    OutboxFlusher,
+)
+from fatigue_guard.storage.recording.prediction_writer import PredictionWriter
+from fatigue_guard.storage.recording.recorder import PredictionRecorder
+from fatigue_guard.storage.recording.recorder_process import RecorderProcess
+from fatigue_guard.storage.recording.spool import Spool
 from fatigue_guard.storage.records import FeedbackRecord
-from fatigue_guard.storage.schema import check_schema_current, upgrade_database
 from fatigue_guard.storage.services import (
     ErasureCounts,
     create_device_key,
@@ -41,22 +45,10 @@ from fatigue_guard.storage.services import (
     record_feedback,
     verify_device_key,
 )
-from fatigue_guard.storage.spool import Spool
-from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
-from fatigue_guard.storage.writer_lock import WriterLock
-
-
-def build_engine(settings: Settings) -> Engine:
-    return create_db_engine(settings)
-
-
-def build_blob_store(settings: Settings) -> BlobStore:
-    """Azure Blob Storage if a connection string is configured, else the local folder."""
-    if settings.azure_storage_connection_string is not None:
-        return AzureBlobStore(
-            settings.azure_storage_connection_string.get_secret_value(), settings.blob_container
-        )
-    return LocalBlobStore(settings.local_blob_root)
+from fatigue_guard.storage.sql.engine import create_db_engine
+from fatigue_guard.storage.sql.schema import check_schema_current, upgrade_database
+from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
+from fatigue_guard.storage.sql.writer_lock import WriterLock
 
 
 def flush_policy(settings: Settings) -> FlushPolicy:
@@ -108,7 +100,7 @@ class Storage:
         upgrade_database(self.settings, engine=self.engine)
 
     def check_schema(self) -> None:
-        """Raise :class:`~fatigue_guard.storage.schema.SchemaOutOfDate` unless migrated."""
+        """Raise :class:`~fatigue_guard.storage.sql.schema.SchemaOutOfDate` unless migrated."""
         check_schema_current(self.engine)
 
     def start(self) -> None:
@@ -165,13 +157,13 @@ def build_storage(
     """The data plane for ``settings`` (no threads started, no schema touched).
 
     ``shipper`` and ``write_on`` move the outbox flusher's work out of its thread (see
-    :class:`~fatigue_guard.storage.outbox.OutboxFlusher`): the recorder process ships batches
-    in a :class:`~fatigue_guard.storage.shipper_process.ShipperProcess`, and its commit loop
-    runs the flusher's writes, handed over by a
-    :class:`~fatigue_guard.storage.thread_handoff.ThreadHandoff`.
+    :class:`~fatigue_guard.storage.recording.outbox.OutboxFlusher`): the recorder process ships
+    batches in a :class:`~fatigue_guard.storage.recording.shipper_process.ShipperProcess`, and its
+    commit loop runs the flusher's writes, handed over by a
+    :class:`~fatigue_guard.storage.recording.thread_handoff.ThreadHandoff`.
     """
     settings.ensure_home()
-    engine = build_engine(settings)
+    engine = create_db_engine(settings)
     # One turn-taking lock for every SQLite writer of the process (see writer_lock).
     write_lock = WriterLock() if engine.dialect.name == "sqlite" else None
     uow_factory = unit_of_work_factory(engine, write_lock)

@@ -13,8 +13,8 @@ from datetime import datetime
 import pandas as pd
 
 from fatigue_guard.contract.features import FEATURES_VERSION, LABEL_COLUMN
-from fatigue_guard.storage.feature_store import FeatureStore
-from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+from fatigue_guard.storage.blob.feature_store import FeatureStore
+from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
 
 
 def read_live_dataset(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fatigue_guard.storage.feature_store import FeatureStore
+from fatigue_guard.storage.blob.feature_store import FeatureStore
 from fatigue_guard.storage.keys import IssuedKey, new_key, parse_key, secret_matches
 from fatigue_guard.storage.records import FeedbackRecord
-from fatigue_guard.storage.repository import PredictionNotFound
-from fatigue_guard.storage.unit_of_work import UnitOfWorkFactory
+from fatigue_guard.storage.sql.repository import PredictionNotFound
+from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
 
 __all__ = [
     "ErasureCounts",

@@ -16,8 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fatigue_guard.contract.features import FEATURE_NAMES
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshold
 from fatigue_guard.training.evaluation import evaluate
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
 
 _COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Below every feature's range, finite (so score differences stay finite).

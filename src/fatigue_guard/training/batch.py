@@ -20,6 +20,7 @@ from fatigue_guard.contract.frame import (
     feature_matrix,
     validate_frame,
 )
+from fatigue_guard.model.pipeline import positive_proba
 from fatigue_guard.registry.models import (
     PRODUCTION,
     RegisteredModel,
@@ -27,7 +28,6 @@ from fatigue_guard.registry.models import (
     get_model_version,
     load_pipeline,
 )
-from fatigue_guard.training.model import positive_proba
 
 
 class NoModelError(LookupError):

@@ -14,7 +14,7 @@ applied to fold *k*, so no row is calibrated by a map that saw its own label. Re
 * Brier score and expected calibration error (10 equal-frequency bins) of the cross-fitted
   probabilities: how well a probability means what it says;
 * threshold stability: for each fold *k*, the threshold is chosen exactly as training chooses it
-  (:func:`~fatigue_guard.training.threshold.select_threshold`, Wilson margin) on the other folds'
+  (:func:`~fatigue_guard.model.threshold.select_threshold`, Wilson margin) on the other folds'
   scores of that form, then applied to fold *k*, whose precision and recall are recorded. The
   spread (std) of fold precision, the share of folds below the floor and the mean recall
   summarise how well a threshold chosen on some people holds on others.
@@ -46,7 +46,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshold
 
 FORMS: tuple[str, ...] = ("raw", "sigmoid", "isotonic")
 CALIBRATED_FORMS: tuple[str, ...] = ("sigmoid", "isotonic")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fatigue_guard.training.threshold import recall_at_precision
+from fatigue_guard.model.threshold import recall_at_precision
 
 
 def evaluate(

@@ -1,7 +1,7 @@
 """Labelled live records as training data: served predictions joined with feedback, to a cutoff.
 
 One definition shared by ``fatigue-guard train --live`` and the retraining job
-(:mod:`fatigue_guard.pipeline.retrain`), so both train on the same thing: predictions measured in
+(:mod:`fatigue_guard.lifecycle.retrain`), so both train on the same thing: predictions measured in
 ``[since, until)`` that received feedback, one row per ``event_id`` (the data plane's reader
 deduplicates; :func:`~fatigue_guard.training.data.with_live_records` then lets a live row replace
 a baseline row with the same ``event_id``).

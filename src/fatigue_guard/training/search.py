@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from fatigue_guard.training.model import DEFAULT_FOREST_PARAMS, build_pipeline, positive_proba
+from fatigue_guard.model.pipeline import DEFAULT_FOREST_PARAMS, build_pipeline, positive_proba
+from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshold
 from fatigue_guard.training.splits import user_folds, user_subsample
-from fatigue_guard.training.threshold import NoThresholdMeetsFloor, select_threshold
 
 SEARCH_SPACE: dict[str, list[Any]] = {
     "max_depth": [8, 10, 12, 14, 18, None],

@@ -1,5 +1,6 @@
 """One training run end to end: data -> honest splits -> search -> threshold -> evaluation ->
-MLflow run -> registered version.
+MLflow run with a logged model: a candidate. Registering it is the model lifecycle's job
+(:mod:`fatigue_guard.lifecycle.registration`); training registers nothing.
 
 Views reported (see :mod:`fatigue_guard.training.splits`): ``holdout_time`` (the most recent days,
 scored by the final model: the headline figures) and ``oof_user`` (out-of-fold by user over the
@@ -27,22 +28,23 @@ from mlflow.models import infer_signature
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
-from fatigue_guard.monitoring.profile import build_reference_profile
-from fatigue_guard.registry import gate as gate_module
+from fatigue_guard.model.pipeline import build_pipeline, positive_proba
+from fatigue_guard.model.profile import build_reference_profile
+from fatigue_guard.model.threshold import (
+    NoThresholdMeetsFloor,
+    ThresholdChoice,
+    select_threshold,
+)
 from fatigue_guard.registry.lineage import dataset_lineage, git_commit
 from fatigue_guard.registry.models import (
     GOLDEN_ARTIFACT,
     HOLDOUT_ARTIFACT,
     ONNX_ARTIFACT,
-    PRODUCTION,
-    STAGING,
     TAG_FEATURES_VERSION,
     TAG_FLOOR,
     TAG_THRESHOLD,
     TAG_TRAIN_CUTOFF,
     RegisteredModel,
-    get_model_by_alias,
-    model_from_version,
 )
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from fatigue_guard.training import artifacts
@@ -50,14 +52,8 @@ from fatigue_guard.training.baselines import evaluate_baselines
 from fatigue_guard.training.calibration import assess_calibration
 from fatigue_guard.training.data import TooManyInvalidRows, load_training_data
 from fatigue_guard.training.evaluation import evaluate, per_user_recall
-from fatigue_guard.training.model import build_pipeline, positive_proba
 from fatigue_guard.training.search import search_on_sample
 from fatigue_guard.training.splits import TimeSplit, time_split, user_folds
-from fatigue_guard.training.threshold import (
-    NoThresholdMeetsFloor,
-    ThresholdChoice,
-    select_threshold,
-)
 
 Progress = Callable[[str], None]
 HEADLINE = ("precision", "recall", "f1", "pr_auc", "roc_auc", "recall_at_floor", "alert_rate")
@@ -68,8 +64,9 @@ class TrainResult:
     """What a run produced. ``metrics[view][name]``; ``baselines[name][metric]`` (hold-out)."""
 
     run_id: str
-    registered: RegisteredModel | None
-    alias: str | None
+    # The logged model and the tags its registered version would carry.
+    model_uri: str
+    version_tags: dict[str, str]
     threshold: float
     metrics: dict[str, dict[str, float]]
     baselines: dict[str, dict[str, float]]
@@ -82,6 +79,9 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     # The calibration assessment (calibration/assessment.json); the served model stays raw.
     calibration: dict[str, Any] = field(default_factory=dict)
+    # Set by the lifecycle once the candidate is registered.
+    registered: RegisteredModel | None = None
+    alias: str | None = None
 
 
 # Counts stay in the confusion-matrix artifact: every logged metric is a row MLflow also links to
@@ -112,7 +112,7 @@ def _pip_requirements() -> list[str]:
 def _export_onnx(pipeline: Any) -> bytes | None:
     """ONNX bytes via the edge exporter, once that module exists (it is optional here)."""
     try:
-        from fatigue_guard.edge.onnx_export import export_onnx
+        from fatigue_guard.model.onnx_export import export_onnx
     except ImportError:
         return None
     return export_onnx(pipeline)
@@ -126,16 +126,13 @@ def train_model(
     seed: int = 0,
     n_jobs: int = 2,
     search_budget_s: float | None = None,
-    register: bool = True,
-    actor: str = "train",
     progress: Progress | None = None,
     live: pd.DataFrame | None = None,
     tags: dict[str, str] | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and (unless ``register=False``) register one model version.
+    """Train, evaluate and log one candidate model in an MLflow run; register nothing.
 
-    The first version ever registered becomes ``production``; later ones become ``staging`` and
-    wait for :func:`fatigue_guard.registry.promote`. ``live`` adds labelled live records (the
+    ``live`` adds labelled live records (the
     data plane's ``read_live_dataset(..., labelled_only=True)`` up to a cutoff); ``tags`` are
     set on the run whatever its outcome (e.g. the live window, so the table can be rebuilt).
 
@@ -332,25 +329,20 @@ def train_model(
         )
         timings["artifacts_s"] = time.perf_counter() - t0
 
-        registered: RegisteredModel | None = None
-        alias: str | None = None
-        if register:
-            say("registering the model version")
-            tags = _version_tags(
-                choice.threshold,
-                floor,
-                split.cutoff,
-                views["holdout_time"],
-                beats,
-                has_onnx=onnx_bytes is not None,
-            )
-            registered, alias = _register(settings, model_info.model_uri, tags, actor)
-        mlflow.set_tag("status", "registered" if registered else "logged")
+        version_tags = _version_tags(
+            choice.threshold,
+            floor,
+            split.cutoff,
+            views["holdout_time"],
+            beats,
+            has_onnx=onnx_bytes is not None,
+        )
+        mlflow.set_tag("status", "logged")
 
     return TrainResult(
         run_id=run_id,
-        registered=registered,
-        alias=alias,
+        model_uri=model_info.model_uri,
+        version_tags=version_tags,
         threshold=choice.threshold,
         metrics=views,
         baselines={b.name: b.holdout for b in baselines},
@@ -453,19 +445,3 @@ def _version_tags(
         "beats_baselines": str(beats).lower(),
         "onnx": str(has_onnx).lower(),
     }
-
-
-def _register(
-    settings: Settings, model_uri: str, tags: dict[str, str], actor: str
-) -> tuple[RegisteredModel, str]:
-    """Register; the first version ever becomes production, later ones staging (gate pending)."""
-    mv = mlflow.register_model(model_uri, settings.registered_model_name, tags=tags)
-    client = configure_mlflow(settings)
-    model = model_from_version(client.get_model_version(mv.name, mv.version))
-    if get_model_by_alias(settings, PRODUCTION) is None:
-        gate_module.make_initial_production(
-            settings, model, actor=actor, reason="first registered version: nothing to compare with"
-        )
-        return model, PRODUCTION
-    client.set_registered_model_alias(mv.name, STAGING, mv.version)
-    return model, STAGING

@@ -22,7 +22,7 @@ from fatigue_guard.edge.bundle import (
 from fatigue_guard.serving.auth import Principal, device_principal
 from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.state import ServingState, get_state
-from fatigue_guard.storage.blob import BlobNotFound, BlobStore
+from fatigue_guard.storage.blob.stores import BlobNotFound, BlobStore
 
 router = APIRouter(prefix="/v1/models/edge", tags=["edge"])
 

@@ -15,7 +15,7 @@ from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.routes.common import json_body_schema, json_response, parse_body
 from fatigue_guard.serving.state import ServingState, get_state
 from fatigue_guard.storage.records import FeedbackRecord
-from fatigue_guard.storage.repository import PredictionNotFound
+from fatigue_guard.storage.sql.repository import PredictionNotFound
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
