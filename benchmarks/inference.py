@@ -1,11 +1,12 @@
 """In-process inference latency: ONNX Runtime fast path vs scikit-learn ``predict_proba``.
 
-Issue 6 item 6 (in-process part): the same 200-tree forest, trained on simulated data, answers
-single rows through :class:`OnnxPredictor` (one intra-op thread) and :class:`SklearnPredictor`
-(``n_jobs=1``). Every call is timed on its own; each figure is the median over ``--repeats`` runs
-of ``--calls`` calls (the machine is shared, a single run can be spoiled by a neighbour). Target:
-ONNX >= 50x faster per row. With ``--edge`` it also builds the edge model (issue 7 item 1) and
-prints its budget and recall at the precision floor next to the full model's.
+The in-process half of the latency benchmarks (``benchmarks/serving.py`` is the HTTP half): the
+same 200-tree forest, trained on simulated data, answers single rows through
+:class:`OnnxPredictor` (one intra-op thread) and :class:`SklearnPredictor` (``n_jobs=1``). Every
+call is timed on its own; each figure is the median over ``--repeats`` runs of ``--calls`` calls
+(the machine is shared, a single run can be spoiled by a neighbour). Target: ONNX >= 50x faster
+per row. With ``--edge`` it also builds the edge model and prints its budget (5 MB, 1 ms p99)
+and recall at the precision floor next to the full model's.
 
     .venv/bin/python benchmarks/inference.py [--users 300] [--calls 2000] [--edge]
 """

@@ -1,4 +1,4 @@
-"""Monitoring benchmark (issue 5 item 7): every signal + the stored report on N live records
+"""Monitoring benchmark: every signal + the stored report on N live records
 read from the blob feature store, against Evidently's DataDriftPreset on the same data.
 
 Usage::

@@ -1,6 +1,6 @@
 """HTTP serving benchmark: our API (logging on / off) against ``mlflow models serve``.
 
-Issue 6 item 6. One production model, a ``--trees``-tree forest trained on simulated data with
+One production model, a ``--trees``-tree forest trained on simulated data with
 :func:`fatigue_guard.training.train_model` (registered as ``fatigue-rf`` version 1, alias
 ``production``, logged with ``pyfunc_predict_fn="predict_proba"``), served on loopback by three
 child processes started together, each with ``--workers`` workers:

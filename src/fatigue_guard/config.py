@@ -1,6 +1,6 @@
 """Typed configuration: every knob of the system, read once from the environment.
 
-All names carry the ``FATIGUE_GUARD_`` prefix (DESIGN §7), except ``MLFLOW_TRACKING_URI``, which
+All names carry the ``FATIGUE_GUARD_`` prefix, except ``MLFLOW_TRACKING_URI``, which
 MLflow users already set. Defaults put everything under ``FATIGUE_GUARD_HOME`` so that the demo
 needs nothing running.
 """
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     precision_floor: float = Field(default=0.75, gt=0.0, lt=1.0)
     admin_token: SecretStr | None = None
 
-    # Training (issue 4): data quality gate, honest splits, threshold margin, search budget.
+    # Training: data quality gate, honest splits, threshold margin, search budget.
     max_invalid_share: float = Field(
         default=0.05, ge=0.0, le=1.0, description="Fail training above this share of bad rows."
     )
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=20.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
 
-    # Monitoring (issue 5): windows, sample sizes, effect sizes and false-alarm control.
+    # Monitoring: windows, sample sizes, effect sizes and false-alarm control.
     # Effect sizes decide (a large window makes every p-value tiny); p-values, corrected with
     # Benjamini-Hochberg across all tests of a run, only stop small windows from flagging noise.
     monitor_window_h: float = Field(default=168.0, gt=0, description="Live window: 7 days.")
@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     monitor_enabled: bool = Field(default=True, description="In-process scheduler on/off.")
     monitor_interval_s: float = Field(default=6 * 3600.0, gt=0, description="Scheduler period.")
 
-    # Retraining job (issue 5): data, one-at-a-time lease, cool-down.
+    # Retraining job: data, one-at-a-time lease, cool-down.
     baseline_data: Path | None = Field(
         default=None,
         description="Reference table retraining adds live data to; unset = the production "

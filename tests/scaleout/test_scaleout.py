@@ -1,4 +1,4 @@
-"""The scale-out configuration runs (issue 6 item 8), not just its docs.
+"""The scale-out configuration runs, not just its docs.
 
 One ``mlflow server`` process (PostgreSQL backend store; artifacts in Azure Blob Storage via
 Azurite through ``wasbs://``, proxied by the server so only it holds the storage credentials),

@@ -1,4 +1,4 @@
-"""Durable before it answers (issue 6 item 5): SIGKILL the server under load, lose nothing.
+"""Durable before it answers: SIGKILL the server under load, lose nothing.
 
 A real ``fatigue-guard serve`` child process takes concurrent traffic (group commit batching the
 records) and is killed with SIGKILL while requests are in flight, at a moment no code in it can

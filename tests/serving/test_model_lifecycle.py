@@ -1,4 +1,4 @@
-"""Following the production alias (issue 6 items 1-2): poll, admin reload, refusal, disk cache.
+"""Following the production alias: poll, admin reload, refusal, disk cache.
 
 Every test gets a private copy of the session's registry (alias moves here touch no other test)
 and a live API over real HTTP with its own HOME (so its own model cache).

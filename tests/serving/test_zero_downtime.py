@@ -1,4 +1,4 @@
-"""Zero-downtime proof (issue 6 item 7), against ``fatigue-guard serve --workers 2``.
+"""Zero-downtime proof, against ``fatigue-guard serve --workers 2``.
 
 Constant, bounded concurrent load runs while the production alias moves A -> B -> C (C fails
 its golden check and must be refused) -> D. Asserted over every request of the run:

@@ -1,4 +1,4 @@
-"""The learning task is calibrated, not convenient (issue 2): pinned against a plain forest.
+"""The learning task is calibrated, not convenient: pinned against a plain forest.
 
 Protocol: default settings, a by-user 70/30 split, a RandomForest with nulls imputed as the
 production sentinel. ROC-AUC must land at about 0.85-0.90 and recall at the threshold giving

@@ -1,4 +1,4 @@
-"""The ``fatigue-guard`` command: every job of the system is a verb here (DESIGN §7).
+"""The ``fatigue-guard`` command: every job of the system is a verb here.
 
 Verb modules import heavy libraries (MLflow, scikit-learn) inside the command functions so that
 ``fatigue-guard --help`` and light verbs start quickly.

@@ -1,6 +1,6 @@
 """The edge model: the production forest if it fits the phone budget, else a compact forest.
 
-Budget (issue 7 item 1): file <= 5 MB, single-vector inference <= 1 ms p99 on one thread
+Budget: file <= 5 MB, single-vector inference <= 1 ms p99 on one thread
 (measured here as thread CPU time, see :func:`fatigue_guard.edge.latency.time_calls`). A
 production forest (150-200 trees of depth 14) exports to 10-20 MB, so the usual outcome is a
 compact forest. How it is built, and why:

@@ -1,4 +1,4 @@
-"""The edge manifest (DESIGN §3): what the app reads before downloading the ONNX file.
+"""The edge manifest: what the app reads before downloading the ONNX file.
 
 The app compares ``model_version`` with the one it has, downloads ``url`` when it changed, and
 refuses the file unless its SHA-256 and size match. ``features`` and ``features_version`` come

@@ -1,6 +1,6 @@
 """Validation gate, promotion and rollback: the only code that moves the ``production`` alias.
 
-Gate (DESIGN §5): candidate and production are scored on one shared, recent, labelled hold-out
+Gate: candidate and production are scored on one shared, recent, labelled hold-out
 that neither trained on; the candidate must meet the precision floor and must not lose recall
 beyond a tolerance. "Neither trained on" is enforced by time: each version records the first
 instant it did not train on (``train_cutoff``), and only rows at or after both cut-offs count.

@@ -1,6 +1,6 @@
 """Predictors: feature matrix in, P(fatigue) out, as fast as the request path needs.
 
-:class:`OnnxPredictor` is the fast path (issue 6 item 4): ONNX Runtime on one intra-op thread,
+:class:`OnnxPredictor` is the fast path: ONNX Runtime on one intra-op thread,
 about 0.04 ms per row for a 200-tree forest against about 6 ms for scikit-learn. One thread because
 API workers are scaled by processes, and a thread pool per worker only adds contention on a small
 machine (and for one row there is nothing to parallelise). :class:`SklearnPredictor` is the

@@ -1,6 +1,6 @@
 """Decision threshold: maximise recall subject to precision >= floor, with a safety margin.
 
-The product rule (DESIGN §1) is "catch as many fatigue events as possible without burying users in
+The product rule is "catch as many fatigue events as possible without burying users in
 false alarms". A threshold picked where *observed* precision just touches the floor lands below it
 on new data about half the time, so a threshold is only eligible when the **Wilson lower
 confidence bound** of its precision clears the floor. The bound is wide when few alerts back it

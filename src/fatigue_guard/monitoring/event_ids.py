@@ -2,7 +2,7 @@
 
 A retried batch can overlap another, so the monitor must check ``event_id`` uniqueness before
 counting rows. Arrow's hash set of the id strings copies every string into its memo table and
-was the largest single cost of reading a window. Event ids are UUIDs, all of one width, so each
+would be the largest single cost of reading a window. Event ids are UUIDs, all of one width, so each
 id's bytes are folded into a 64-bit fingerprint with a few vectorised passes, and only ids whose
 fingerprint repeats (real duplicates, or a rare collision) are compared as strings. Ids of
 varying width are gathered width by width; only ids with nulls or of a large-string type fall

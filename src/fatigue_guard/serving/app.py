@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def _load_model(state: ServingState) -> None:
-    """First load: the registry's production version, else the disk cache (DESIGN §5)."""
+    """First load: the registry's production version, else the disk cache."""
     try:
         outcome = state.models.start_up(state.settings)
     except Exception as exc:  # a broken registry must not stop the process from starting

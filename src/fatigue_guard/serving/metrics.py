@@ -59,7 +59,7 @@ class ApiMetrics:
             ["version", "source"],
             registry=r,
         )
-        # Model lifecycle (issue 6 items 1-2): swaps, refusals, registry outages.
+        # Model lifecycle: swaps, refusals, registry outages.
         self.model_refusals = Counter(
             "fg_model_refusals",
             "Model versions refused (failed to load or failed the golden/latency check).",

@@ -1,4 +1,4 @@
-"""Local disk copy of the last production version this host served (issue 6 item 2).
+"""Local disk copy of the last production version this host served.
 
 When the registry is unreachable at start-up, a process serves from here instead of not at all.
 The cache holds only what serving needs: the ONNX file, the version's identity and threshold,

@@ -1,4 +1,4 @@
-"""The sanity check a model version must pass before it may serve (issue 6 item 1).
+"""The sanity check a model version must pass before it may serve.
 
 Two questions, asked of the loaded predictor (the object that will answer requests, not the
 pipeline it came from): does it reproduce the probabilities logged with the version for its
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The ONNX-vs-scikit-learn parity bound of the fast path (issue 6 item 4).
+# The ONNX-vs-scikit-learn parity bound of the fast path (golden probabilities are scikit-learn's);
+# the exporter's self-check uses the same bound (model.onnx_export.EXPORT_TOLERANCE).
 GOLDEN_TOLERANCE = 1e-5
 LATENCY_PROBES = 40
 

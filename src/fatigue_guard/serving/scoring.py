@@ -55,7 +55,7 @@ def score_requests(
 
 
 def response_body(record: PredictionRecord) -> dict[str, Any]:
-    """The DESIGN §3 answer for a stored prediction (first answer or idempotent replay)."""
+    """``PredictionResponse`` body of a stored prediction (first answer or idempotent replay)."""
     return {
         "event_id": str(record.event_id),
         "fatigue_probability": record.fatigue_probability,

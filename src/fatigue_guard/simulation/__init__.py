@@ -1,4 +1,4 @@
-"""Seeded, vectorised cohort simulator producing contract-format tables (issue 2, item 3).
+"""Seeded, vectorised cohort simulator producing contract-format tables.
 
 >>> from fatigue_guard.simulation import CohortConfig, simulate_cohort
 >>> frame = simulate_cohort(CohortConfig(users=50, days=14, seed=1))

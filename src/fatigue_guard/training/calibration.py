@@ -1,6 +1,6 @@
 """Would calibrating the forest's probabilities make the decision threshold more stable?
 
-Issue 4 asks for calibrated probabilities *if that improves the threshold's stability*. This
+Calibrated probabilities are only worth having *if they improve the threshold's stability*. This
 module measures it on the out-of-fold (by user) scores the threshold is chosen from, for three
 score forms:
 
@@ -51,7 +51,7 @@ from fatigue_guard.model.threshold import NoThresholdMeetsFloor, select_threshol
 FORMS: tuple[str, ...] = ("raw", "sigmoid", "isotonic")
 CALIBRATED_FORMS: tuple[str, ...] = ("sigmoid", "isotonic")
 ECE_BINS = 10
-# The decision rule's margins (issue 4): a calibrated form must cut the fold-precision spread by
+# The decision rule's margins: a calibrated form must cut the fold-precision spread by
 # a tenth to be worth a second model artefact, and may not buy it with recall.
 MIN_RELATIVE_STD_DROP = 0.10
 MAX_RECALL_LOSS = 0.01

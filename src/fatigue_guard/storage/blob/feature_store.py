@@ -1,6 +1,6 @@
 """The blob feature store: Parquet batches of served predictions, partitioned by date.
 
-Layout (DESIGN §4): ``features/v{features_version}/date=YYYY-MM-DD/<batch-id>.parquet``, where the
+Layout: ``features/v{features_version}/date=YYYY-MM-DD/<batch-id>.parquet``, where the
 date is ``measured_at``'s UTC date. A batch spanning several dates becomes one file per date, all
 named after the batch. Batch ids are deterministic (see
 :mod:`fatigue_guard.storage.recording.outbox`), so a retried write replaces its own file; reads also

@@ -7,7 +7,7 @@ later. If the SQL DB is unreachable, records are fsync'd to the local
 again, so the API can still answer. Every path is idempotent on event_id: the first stored answer
 wins and is what a re-send gets back.
 
-Group commit (issue 6 item 5): once :meth:`PredictionRecorder.start` has run, single records go
+Group commit: once :meth:`PredictionRecorder.start` has run, single records go
 through a :class:`~fatigue_guard.storage.recording.group_commit.GroupCommitter`: one writer thread
 commits everything that queued while its previous commit was in flight as ONE transaction (one
 fsync), and wakes each caller only after that commit (or the spool's fsync) returned. So concurrent

@@ -9,16 +9,16 @@ with the stored answer; a child process runs the data plane (one
 outbox flusher) and commits, in ONE thread, whatever arrived while its previous commit ran: the same
 group commit, with nobody to hand the GIL to.
 
-The guarantee is unchanged: a request is answered only after the child reported its record
-durable (committed, or fsync'd to the spool). Idempotency is the recorder's own.
+The guarantee is the in-process recorder's: a request is answered only after the child reported
+its record durable (committed, or fsync'd to the spool). Idempotency is the recorder's own.
 
 The answers to the event loop's records come back on a pipe of their own that the event loop
 reads itself (``add_reader``), so each answer wakes the awaiting request directly. Through a
-reader thread, every answer first had to win the GIL from the busy event loop and then wake the
-loop again through its self-pipe: the time between the child's commit and the loop seeing the
-answer was most of a logged request's wait (see the serving benchmark in the README). Other
-calls (threads' records, edge syncs, reads, drains) and the child's counters keep the control
-pipe and its reader thread, which also notices a dead child and starts a new one.
+reader thread, every answer would first have to win the GIL from the busy event loop and then
+wake the loop again through its self-pipe: measured that way, the time between the child's commit
+and the loop seeing the answer was most of a logged request's wait (see the serving benchmark in
+the README). Other calls (threads' records, edge syncs, reads, drains) and the child's counters
+keep the control pipe and its reader thread, which also notices a dead child and starts a new one.
 
 Failures:
 

@@ -1,13 +1,13 @@
 """The outbox flusher's reading and writing of feature batches, in a process of its own.
 
 Why: in the recorder process (:mod:`~fatigue_guard.storage.recording.recorder_process`) the flusher
-thread shared the GIL with the group-commit loop. Loading a 500-row batch (JSON payloads into
+thread shares the GIL with the group-commit loop. Loading a 500-row batch (JSON payloads into
 records) and building its Parquet file is a long stretch of Python and of C calls that keep the GIL,
-and the commit loop, which gives the GIL up around every SQLite call, waited behind it for
-milliseconds at a time: nearly every group commit over 4 ms happened while a batch was being
-shipped, and with the flusher stopped the API's p99 fell by half (see the serving benchmark in the
-README). Here that work runs in a child process with a GIL of its own; the flusher thread keeps the
-claims and done-marks, so all SQL writes of the recorder process still take turns on its
+and the commit loop, which gives the GIL up around every SQLite call, would wait behind it for
+milliseconds at a time: measured, nearly every group commit over 4 ms happened while a batch was
+being shipped, and with the flusher stopped the API's p99 fell by half (see the serving benchmark
+in the README). Here that work runs in a child process with a GIL of its own; the flusher thread
+keeps the claims and done-marks, so all SQL writes of the recorder process still take turns on its
 :class:`~fatigue_guard.storage.sql.writer_lock.WriterLock` (a second process writing to SQLite would
 meet the commit loop in SQLite's busy handler instead, which measured worse).
 

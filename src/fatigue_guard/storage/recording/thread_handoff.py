@@ -1,13 +1,12 @@
 """Calls handed from other threads to one owner thread, which runs them when it chooses.
 
 Why: the recorder process (:mod:`~fatigue_guard.storage.recording.recorder_process`) commits
-requests in its main thread, and the outbox flusher's claims and done-marks used to be written from
-the flusher's own thread. Taking turns on the
-:class:`~fatigue_guard.storage.sql.writer_lock.WriterLock` kept SQLite out of it, but not the GIL:
-each time the lock changed hands, the thread it went to had to win the GIL back from the other, and
-a request's group commit waited 3-10 ms behind a flusher write that takes about one. Handed to the
-main thread, the flusher's writes run between two group commits, in that thread, with no hand-over
-at all.
+requests in its main thread. If the outbox flusher wrote its claims and done-marks from its own
+thread, taking turns on the :class:`~fatigue_guard.storage.sql.writer_lock.WriterLock` would keep
+SQLite out of it, but not the GIL: each time the lock changes hands, the thread it goes to must win
+the GIL back from the other, and a request's group commit waits 3-10 ms behind a flusher write that
+takes about one. Handed to the main thread, the flusher's writes run between two group commits,
+in that thread, with no hand-over at all.
 
 The owner waits on :meth:`ThreadHandoff.fileno` (readable when calls are waiting) beside its own
 inputs and runs them with :meth:`~ThreadHandoff.run_pending`. A caller blocks until its call has

@@ -1,8 +1,8 @@
 """``INSERT ... ON CONFLICT DO NOTHING [RETURNING key]`` for many rows, as one driver statement.
 
-Why not SQLAlchemy's own insert construct: on the group-commit path (issue 6 item 5) its
+Why not SQLAlchemy's own insert construct: on the group-commit path its
 per-row parameter processing and "insertmanyvalues" bookkeeping cost about 0.1 ms of CPU per row
-plus 0.4 ms per statement, all of it holding the GIL that the event loop needs, which capped a
+plus 0.4 ms per statement, all of it holding the GIL that the event loop needs, enough to cap a
 logging API at a third of the throughput of a non-logging one. Here the statement text is built
 once per row count and each value goes through the column type's own bind processor (so values
 are stored exactly as SQLAlchemy would store them: UUIDs as hex on SQLite, naive UTC text for

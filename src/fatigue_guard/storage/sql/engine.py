@@ -15,8 +15,8 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
-# JSON columns (the outbox payload of every prediction, reports) through orjson: the standard
-# library's encoder was the largest single cost of the group-commit writer after SQLite itself.
+# JSON columns (the outbox payload of every prediction, reports) through orjson: with the standard
+# library's encoder, encoding is the largest single cost of the group-commit writer after SQLite.
 # orjson writes NaN as null, which PostgreSQL's JSONB needs anyway.
 _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 

@@ -1,6 +1,6 @@
 """SQL schema of the data plane, as SQLAlchemy 2 typed ORM models.
 
-The SQL DB holds metadata only (DESIGN §4): raw feature vectors live in the blob feature store, and
+The SQL DB holds metadata only: raw feature vectors live in the blob feature store, and
 reach it through the ``outbox`` table, which is written in the same transaction as the prediction it
 belongs to. Alembic migrations (``storage/sql/migrations``) are the source of truth for the deployed
 schema; these models must stay in step with them (a test checks it).
