@@ -180,19 +180,32 @@ class FatigueClient:
     def sync(self) -> SyncReport:
         """Upload queued edge events (then queued feedback) in batches, with back-off.
 
-        Removes only what the server acknowledged (accepted or duplicate). Stops early, without
-        raising, when the server stays unreachable; the rest waits for the next call.
+        Removes only what the server acknowledged (accepted or duplicate). An event the server
+        reports as a conflict (its event_id belongs to another user's event) is kept, parked, and
+        reported. Stops early, without raising, when the server stays unreachable; the rest waits
+        for the next call.
         """
         counts: dict[str, int] = dict.fromkeys(
-            ("sent", "accepted", "duplicates", "rejected", "feedback_sent", "feedback_rejected"), 0
+            (
+                "sent",
+                "accepted",
+                "duplicates",
+                "rejected",
+                "conflicts",
+                "feedback_sent",
+                "feedback_rejected",
+            ),
+            0,
         )
-        error = self._sync_events(counts)
+        conflicted: list[str] = []
+        error = self._sync_events(counts, conflicted)
         if error is None:
             # Feedback after its events: the server only takes feedback for events it knows.
             error = self._sync_feedback(counts)
         remaining = self.queue.counts()
         return SyncReport(
             **counts,
+            conflict_event_ids=tuple(conflicted),
             remaining=remaining.events + remaining.feedback,
             complete=error is None,
             error=error,
@@ -304,7 +317,7 @@ class FatigueClient:
                 self._sleep(self.backoff.delay(retry, exc.retry_after_s))
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _sync_events(self, counts: dict[str, int]) -> str | None:
+    def _sync_events(self, counts: dict[str, int], conflicted: list[str]) -> str | None:
         after = 0
         while True:  # bounded: each pass moves ``after`` past a batch, or returns
             batch = self.queue.pending("event", after_seq=after, limit=self.sync_batch_size)
@@ -320,14 +333,28 @@ class FatigueClient:
             except Unreachable as exc:
                 return exc.reason
             rejected = {int(r["index"]): r.get("errors", []) for r in answer.get("rejected", [])}
-            self.queue.remove(item.seq for i, item in enumerate(batch) if i not in rejected)
+            conflicts = {int(c["index"]): c.get("errors", []) for c in answer.get("conflicts", [])}
+            self.queue.remove(
+                item.seq for i, item in enumerate(batch) if i not in rejected and i not in conflicts
+            )
             for index, errors in rejected.items():
                 self.queue.reject(batch[index].seq, json.dumps(errors))
+            for index, errors in conflicts.items():
+                self._park_conflict(batch[index].event_id, errors)
+                conflicted.append(batch[index].event_id)
             counts["sent"] += len(batch)
             counts["accepted"] += int(answer.get("accepted", 0))
             counts["duplicates"] += int(answer.get("duplicates", 0))
             counts["rejected"] += len(rejected)
+            counts["conflicts"] += len(conflicts)
             after = batch[-1].seq
+
+    def _park_conflict(self, event_id: str, errors: list[dict[str, str]]) -> None:
+        reason = f"event_id conflict: {json.dumps(errors)}"
+        log.warning("event %s: its event_id belongs to another user's event; kept", event_id)
+        self.queue.park("event", event_id, reason)
+        # Its feedback could only ever find the other user's event: the server would refuse it.
+        self.queue.park("feedback", event_id, reason)
 
     def _sync_feedback(self, counts: dict[str, int]) -> str | None:
         after = 0

@@ -10,6 +10,8 @@ An item leaves the queue only when the server acknowledged it. An item the serve
 stays, with the reason, and is retried at the next sync (the usual cause is transient: the
 server could not look up the edge model's version); after ``max_rejections`` it is parked as
 ``dead``: kept for inspection, never sent again, so one bad item cannot block a queue forever.
+An event whose event_id the server holds for another user is parked at once (:meth:`park`):
+no retry can free that id, and deleting the event would lose it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ class QueuedItem:
     seq: int
     event_id: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ParkedItem:
+    """An item that is kept but no longer sent, and why."""
+
+    seq: int
+    event_id: str
+    payload: dict[str, Any]
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,28 @@ class LocalQueue:
                 "WHERE seq = ?",
                 (error[:2000], self.max_rejections, seq),
             )
+
+    def park(self, kind: Kind, event_id: str, reason: str) -> bool:
+        """Keep the item but stop sending it; False if no such item is queued."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE outbox SET status = 'dead', last_error = ? WHERE kind = ? AND event_id = ?",
+                (reason[:2000], kind, event_id),
+            )
+            return cursor.rowcount == 1
+
+    def parked(self, kind: Kind) -> list[ParkedItem]:
+        """Items kept but no longer sent, oldest first, for the app to show or export."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, event_id, payload, last_error FROM outbox "
+                "WHERE kind = ? AND status = 'dead' ORDER BY seq",
+                (kind,),
+            ).fetchall()
+        return [
+            ParkedItem(seq, event_id, json.loads(payload), reason)
+            for seq, event_id, payload, reason in rows
+        ]
 
     def is_pending(self, kind: Kind, event_id: str) -> bool:
         with self._lock:

@@ -23,13 +23,17 @@ class SyncReport:
     """One :meth:`FatigueClient.sync`: counts from the server's answers, what is still queued.
 
     ``complete`` is False when the server stayed unreachable after the retries: the rest is
-    still queued for the next call.
+    still queued for the next call. ``conflicts`` counts events whose event_id the server holds
+    for another user (``conflict_event_ids`` names them): they stay on the device, parked,
+    and need the user's or support's attention; sending them again cannot succeed.
     """
 
     sent: int = 0
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    conflicts: int = 0
+    conflict_event_ids: tuple[str, ...] = ()
     feedback_sent: int = 0
     feedback_rejected: int = 0
     remaining: int = 0
