@@ -101,13 +101,16 @@ def test_oversized_body_is_413(
     for live in start_api(settings, trained_registry):
         body = live.bodies(1)[0]
         big = b'{"items": [' + b",".join([b'{"x": 1}'] * 2000) + b"]}"
+        json_type = {"content-type": "application/json"}
         with live.client(body["user_id"]) as client:
             if declared:
-                response = client.post("/v1/predictions:batch", content=big)
+                response = client.post("/v1/predictions:batch", content=big, headers=json_type)
             else:
                 # Chunked upload: no Content-Length, the limit must still hold.
                 response = client.post(
-                    "/v1/predictions:batch", content=iter([big[:3000], big[3000:]])
+                    "/v1/predictions:batch",
+                    content=iter([big[:3000], big[3000:]]),
+                    headers=json_type,
                 )
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"

@@ -87,7 +87,9 @@ def test_contract_violations_are_problem_json_naming_the_field(api: LiveApi) -> 
         )
         assert nan_body.status_code == 422
         assert nan_body.json()["errors"][0]["field"] == "features.local_hour"
-        not_json = client.post("/v1/predictions", content=b"{not json")
+        not_json = client.post(
+            "/v1/predictions", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert not_json.status_code == 422
         assert not_json.json()["errors"][0]["field"] == "body"
     metrics = httpx_get_text(api, "/metrics")

@@ -55,6 +55,15 @@ def contract_violation(errors: Sequence[dict[str, str]]) -> Problem:
     )
 
 
+def unsupported_media_type() -> Problem:
+    return Problem(
+        415,
+        "The body must be JSON: send Content-Type: application/json.",
+        kind="unsupported-media-type",
+        headers={"Accept-Post": "application/json"},
+    )
+
+
 def problem_response(
     status: int,
     detail: str,

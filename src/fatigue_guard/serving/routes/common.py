@@ -11,7 +11,11 @@ from pydantic import BaseModel, ValidationError
 
 from fatigue_guard.contract.errors import validation_errors
 from fatigue_guard.contract.features import FEATURE_NAMES
-from fatigue_guard.serving.problems import contract_violation
+from fatigue_guard.serving.problems import (
+    PROBLEM_MEDIA_TYPE,
+    contract_violation,
+    unsupported_media_type,
+)
 from fatigue_guard.serving.state import ServingState
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -23,7 +27,13 @@ def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        },
+        "responses": {
+            "415": {
+                "description": "The body is not declared as JSON (Content-Type).",
+                "content": {PROBLEM_MEDIA_TYPE: {}},
+            }
+        },
     }
 
 
@@ -31,8 +41,12 @@ async def parse_body(request: Request, model: type[ModelT], state: ServingState)
     """Validate the raw body with Pydantic's JSON parser (one pass, no dict detour).
 
     Contract violations become 422 problem+json naming each field, and are counted by field for
-    the data-quality signal of the monitor.
+    the data-quality signal of the monitor. A body not declared as JSON is a 415, before it is
+    read: a form or text/plain post that happens to parse must not pass for a client that
+    speaks the contract.
     """
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise unsupported_media_type()
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
@@ -40,6 +54,15 @@ async def parse_body(request: Request, model: type[ModelT], state: ServingState)
         for error in errors:
             state.metrics.rejected.labels(_metric_field(error["field"])).inc()
         raise contract_violation(errors) from None
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<anything>+json``, with any parameters."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    if kind != "application":
+        return False
+    return subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json"))
 
 
 # Label values must come from a closed set: clients choose unknown field names freely.
