@@ -15,7 +15,7 @@ from fatigue_guard.serving.thresholds import VersionThresholds
 if TYPE_CHECKING:
     from fatigue_guard.serving.auth import AuthServices
     from fatigue_guard.storage.factory import Storage
-    from fatigue_guard.storage.recording.recorder import PredictionRecorder
+    from fatigue_guard.storage.recording.protocol import Recorder
 
 
 @dataclass
@@ -32,7 +32,7 @@ class ServingState:
         self.edge_thresholds = VersionThresholds(self.settings, self.models)
 
     @property
-    def recorder(self) -> PredictionRecorder:
+    def recorder(self) -> Recorder:
         assert self.storage is not None, "storage is set during the app's start-up"
         return self.storage.recorder
 

@@ -34,8 +34,8 @@ from fatigue_guard.storage.recording.outbox import (
     OutboxFlusher,
 )
 from fatigue_guard.storage.recording.prediction_writer import PredictionWriter
+from fatigue_guard.storage.recording.protocol import Recorder
 from fatigue_guard.storage.recording.recorder import PredictionRecorder
-from fatigue_guard.storage.recording.recorder_process import RecorderProcess
 from fatigue_guard.storage.recording.spool import Spool
 from fatigue_guard.storage.records import FeedbackRecord
 from fatigue_guard.storage.services import (
@@ -91,7 +91,7 @@ class Storage:
     blobs: BlobStore
     feature_store: FeatureStore
     # An API process that owns its storage swaps in a RecorderProcess (settings.recorder_process).
-    recorder: PredictionRecorder | RecorderProcess
+    recorder: Recorder
 
     # -- lifecycle --------------------------------------------------------------------------
 

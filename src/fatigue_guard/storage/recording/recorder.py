@@ -324,16 +324,18 @@ class PredictionRecorder:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the outbox flusher, the group-commit writer and the spool replayer (and replay
-        leftovers right away)."""
+    def start(self, *, group_commit: bool = True) -> None:
+        """Start the outbox flusher, the group-commit writer (unless ``group_commit=False``: a
+        caller that batches by itself uses :meth:`record_batch`) and the spool replayer, and
+        replay leftovers right away."""
         self._stop.clear()
         try:
             self.replay_spool()
         except DB_UNAVAILABLE:
             self._mark_db_down()
         self.flusher.start()
-        self._committer.start()
+        if group_commit:
+            self._committer.start()
         if self._replayer is None or not self._replayer.is_alive():
             self._replayer = threading.Thread(
                 target=self._run_replayer, name="spool-replayer", daemon=True

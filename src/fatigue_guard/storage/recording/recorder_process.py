@@ -49,6 +49,14 @@ from uuid import UUID
 
 from fatigue_guard.config import Settings
 from fatigue_guard.storage.recording.group_commit import Pending, deliver
+from fatigue_guard.storage.recording.messages import (
+    AS_SENT,
+    RECORD_CALLS,
+    Answer,
+    Call,
+    CallKind,
+    Report,
+)
 from fatigue_guard.storage.recording.recorder import BatchResult, PredictionRecorder, RecorderStats
 from fatigue_guard.storage.records import PredictionRecord
 
@@ -67,11 +75,6 @@ class RecorderUnavailable(RuntimeError):
 
 class RecorderCallFailed(RuntimeError):
     """An error raised in the recorder process (type and message: the object may not pickle)."""
-
-
-# The answer to a record that was stored as sent (the usual case): the API process has the
-# record already, so it is not pickled back.
-AS_SENT = "as-sent"
 
 
 class RecorderProcess:
@@ -128,11 +131,11 @@ class RecorderProcess:
         if not parent.poll(_START_TIMEOUT_S):
             process.kill()
             raise RuntimeError(f"recorder process not ready within {_START_TIMEOUT_S:.0f} s")
-        kind, _, payload = parent.recv()
-        if kind != "ready":
+        report: Report = parent.recv()
+        if report.kind != "ready":
             process.join(5)
-            raise RuntimeError(f"recorder process failed to start: {payload}")
-        self._stats = payload
+            raise RuntimeError(f"recorder process failed to start: {report.payload}")
+        self._stats = report.payload
         self._process, self._conn, self._answers = process, parent, answers
         self._available = True
         log.info("recorder process %s started", process.pid)
@@ -145,7 +148,7 @@ class RecorderProcess:
         if process is None or conn is None:
             return
         with contextlib.suppress(OSError), self._send_lock:
-            conn.send(("stop", 0, timeout_s))
+            conn.send(Call("stop", 0, timeout_s))
         # Keep reading the answer pipe meanwhile: the child must not block on a full pipe.
         answers = self._answers
         reads_answers = answers is not None and self._may_read_answers_here()
@@ -179,7 +182,7 @@ class RecorderProcess:
         if self._available:
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            kind = "record-to-loop" if self._loop_reads_answers(loop) else "record"
+            kind: CallKind = "record-to-loop" if self._loop_reads_answers(loop) else "record"
             if self._send(kind, record, Pending(record, waiter=waiter, loop=loop)):
                 return await waiter
         return await asyncio.to_thread(self.local.record, record)
@@ -202,7 +205,7 @@ class RecorderProcess:
 
     def _call(
         self,
-        kind: str,
+        kind: CallKind,
         payload: Any,
         inline: Callable[[Any], Any],
         sent: PredictionRecord | None = None,
@@ -212,7 +215,7 @@ class RecorderProcess:
             return future.result()
         return inline(payload)
 
-    def _send(self, kind: str, payload: Any, waiter: Pending[PredictionRecord | None]) -> bool:
+    def _send(self, kind: CallKind, payload: Any, waiter: Pending[PredictionRecord | None]) -> bool:
         """Pass a call to the child; ``False`` if there is no child to take it."""
         seq = next(self._seq)
         self._waiters[seq] = waiter
@@ -221,7 +224,7 @@ class RecorderProcess:
                 conn = self._conn
                 if conn is None:
                     raise OSError("no recorder process")
-                conn.send((kind, seq, payload))
+                conn.send(Call(kind, seq, payload))
         except OSError:
             self._waiters.pop(seq, None)
             return False
@@ -314,17 +317,17 @@ class RecorderProcess:
     def _read_answers(self, conn: Connection) -> None:
         while True:
             try:
-                kind, _, payload = conn.recv()
+                report: Report = conn.recv()
             except (EOFError, OSError):
                 return
-            if kind == "stats":
-                self._stats = payload
-            elif kind == "answers":
-                self._settle(payload)
-            elif kind == "stopped":
+            if report.kind == "stats":
+                self._stats = report.payload
+            elif report.kind == "answers":
+                self._settle(report.payload)
+            elif report.kind == "stopped":
                 return
 
-    def _settle(self, answers: list[tuple[int, bool, Any]]) -> None:
+    def _settle(self, answers: list[Answer]) -> None:
         outcomes: list[tuple[Pending, object]] = []
         for seq, ok, value in answers:
             pending = self._waiters.pop(seq, None)
@@ -340,7 +343,7 @@ class RecorderProcess:
 
     def _fail_waiters(self, error: BaseException, seqs: list[int] | None = None) -> None:
         seqs = list(self._waiters) if seqs is None else seqs
-        self._settle([(seq, False, f"{type(error).__name__}: {error}") for seq in seqs])
+        self._settle([Answer(seq, False, f"{type(error).__name__}: {error}") for seq in seqs])
 
     def _fail_after_loop_answers(self, error: BaseException, seqs: list[int]) -> None:
         """Fail the calls ``seqs`` of a dead child, but only once the event loop has read the
@@ -372,7 +375,7 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     send_lock = threading.Lock()
 
-    def send(message: tuple[str, int, Any]) -> None:
+    def send(message: Report) -> None:
         with contextlib.suppress(OSError), send_lock:  # parent gone: the records are stored
             conn.send(message)
 
@@ -385,19 +388,20 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
     try:
         storage = build_storage(settings, shipper=shipper, write_on=flusher_writes)
         recorder = storage.recorder
-        recorder.start()
+        # Records arrive here in batches already (record_batch): no group-commit thread.
+        recorder.start(group_commit=False)
     except Exception as exc:
-        send(("failed", 0, f"{type(exc).__name__}: {exc}"))
+        send(Report("failed", f"{type(exc).__name__}: {exc}"))
         raise
     # What is alive now (modules, engine, recorder) lives as long as the process: keep it out of
     # the collector's full passes, which would otherwise stall a group commit (as in the API).
     gc.freeze()
-    send(("ready", 0, recorder.stats()))
+    send(Report("ready", recorder.stats()))
     done = threading.Event()
 
     def report_stats() -> None:
         while not done.wait(_STATS_INTERVAL_S):
-            send(("stats", 0, recorder.stats()))
+            send(Report("stats", recorder.stats()))
 
     threading.Thread(target=report_stats, name="recorder-stats", daemon=True).start()
     calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recorder-call")
@@ -406,32 +410,34 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
         while stop_timeout_s is None:
             try:
                 wait([conn, flusher_writes])
-                messages = []
+                messages: list[Call] = []
                 while conn.poll(0):  # everything that arrived during the last commit
                     messages.append(conn.recv())
             except (EOFError, OSError):
                 break  # the API process is gone
-            records = [m for m in messages if m[0] in _RECORDS]
+            records = [m for m in messages if m.kind in RECORD_CALLS]
             if records:
-                stored = recorder.record_batch([record for _, _, record in records])
-                answers: dict[str, list[tuple[int, bool, Any]]] = {kind: [] for kind in _RECORDS}
-                for (kind, seq, record), answer in zip(records, stored, strict=True):
-                    answers[kind].append(
-                        (seq, True, AS_SENT) if answer is record else _answer(seq, answer)
+                stored = recorder.record_batch([call.payload for call in records])
+                answers: dict[str, list[Answer]] = {kind: [] for kind in RECORD_CALLS}
+                for call, answer in zip(records, stored, strict=True):
+                    answers[call.kind].append(
+                        Answer(call.seq, True, AS_SENT)
+                        if answer is call.payload
+                        else _answer(call.seq, answer)
                     )
                 if answers["record"]:
-                    send(("answers", 0, answers["record"]))
+                    send(Report("answers", answers["record"]))
                 if answers["record-to-loop"]:
                     with contextlib.suppress(OSError):  # parent gone: the records are stored
                         loop_answers.send(answers["record-to-loop"])
             flusher_writes.run_pending()
-            for kind, seq, payload in messages:
-                if kind == "stop":
-                    stop_timeout_s = float(payload)
+            for call in messages:
+                if call.kind == "stop":
+                    stop_timeout_s = float(call.payload)
                     break
-                if kind not in _RECORDS:
-                    calls.submit(_run_call, recorder, kind, payload).add_done_callback(
-                        lambda future, seq=seq: send(("answers", 0, [_answer(seq, future)]))
+                if call.kind not in RECORD_CALLS:
+                    calls.submit(_run_call, recorder, call.kind, call.payload).add_done_callback(
+                        lambda future, seq=call.seq: send(Report("answers", [_answer(seq, future)]))
                     )
     finally:
         flusher_writes.close()  # the flusher writes in its own thread again while it stops
@@ -440,16 +446,12 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
         recorder.stop(10.0 if stop_timeout_s is None else stop_timeout_s)
         shipper.close()
         storage.close()
-        send(("stopped", 0, None))
+        send(Report("stopped", None))
         conn.close()
         loop_answers.close()
 
 
-# Records answered down the control pipe (to a thread) or the answer pipe (to the event loop).
-_RECORDS = ("record", "record-to-loop")
-
-
-def _run_call(recorder: PredictionRecorder, kind: str, payload: Any) -> Any:
+def _run_call(recorder: PredictionRecorder, kind: CallKind, payload: Any) -> Any:
     if kind == "record_many":
         return recorder.record_many(payload)
     if kind == "get":
@@ -459,10 +461,10 @@ def _run_call(recorder: PredictionRecorder, kind: str, payload: Any) -> Any:
     raise ValueError(f"unknown recorder call {kind!r}")
 
 
-def _answer(seq: int, outcome: Any) -> tuple[int, bool, Any]:
+def _answer(seq: int, outcome: Any) -> Answer:
     if isinstance(outcome, Future):
         error = outcome.exception()
         outcome = error if error is not None else outcome.result()
     if isinstance(outcome, BaseException):
-        return seq, False, f"{type(outcome).__name__}: {outcome}"
-    return seq, True, outcome
+        return Answer(seq, False, f"{type(outcome).__name__}: {outcome}")
+    return Answer(seq, True, outcome)
