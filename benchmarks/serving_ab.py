@@ -4,10 +4,17 @@ The machine is shared and its speed drifts by a quarter within an hour, so compa
 minutes apart says little. This starts the logging server of ``benchmarks/serving.py`` twice, on
 the same model and key (each with its own copy of the database), once with the ``--a`` and once
 with the ``--b`` environment overrides (``NAME=VALUE``, repeatable), and runs ``wrk`` against
-each in turn, round after round. The README's side-by-side figures come from it, e.g. the
-recorder process against the in-process recorder::
+each in turn, round after round. The side-by-side figures in ``docs/benchmarks.md`` come from it,
+e.g. the recorder process against the in-process recorder::
 
     .venv/bin/python benchmarks/serving_ab.py --b FATIGUE_GUARD_RECORDER_PROCESS=false
+
+``--a-bin``/``--b-bin`` run a variant from another checkout's virtualenv (the folder holding its
+``fatigue-guard``), so two versions of the code are compared in one run, e.g. main before and
+after a change::
+
+    git worktree add /tmp/before main && make -C /tmp/before .venv/.installed
+    .venv/bin/python benchmarks/serving_ab.py --a-bin /tmp/before/.venv/bin
 """
 
 from __future__ import annotations
@@ -43,8 +50,12 @@ def main() -> None:
         variants = [
             dataclasses.replace(
                 logging_on,
-                label=f"{name}: {' '.join(overrides) or 'defaults'}",
-                command=[*logging_on.command[:-1], str(logging_on.port + i)],
+                label=f"{name}: {' '.join(overrides) or 'defaults'}"
+                + (f" ({bin_dir})" if bin_dir else ""),
+                command=[
+                    *_from_bin(logging_on.command[:-1], bin_dir),
+                    str(logging_on.port + i),
+                ],
                 env={
                     **logging_on.env,
                     **_own_database(args, settings, name),
@@ -52,7 +63,9 @@ def main() -> None:
                 },
                 port=logging_on.port + i,
             )
-            for i, (name, overrides) in enumerate((("A", args.a), ("B", args.b)))
+            for i, (name, overrides, bin_dir) in enumerate(
+                (("A", args.a, args.a_bin), ("B", args.b, args.b_bin))
+            )
         ]
         results = _run(args, variants, home)
     finally:
@@ -73,6 +86,13 @@ def main() -> None:
             f"{sum(r.errors for r in runs)} / {sum(r.requests for r in runs):,} | "
             f"{', '.join(f'{x:,.0f}' for x in rps)} |"
         )
+
+
+def _from_bin(command: list[str], bin_dir: Path | None) -> list[str]:
+    """``command`` with its executable taken from ``bin_dir`` (another checkout's venv)."""
+    if bin_dir is None:
+        return command
+    return [str(bin_dir / Path(command[0]).name), *command[1:]]
 
 
 def _own_database(args: argparse.Namespace, settings: Settings, name: str) -> dict[str, str]:
@@ -101,6 +121,8 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--a-bin", type=Path, help="venv bin folder of another checkout for A")
+    parser.add_argument("--b-bin", type=Path, help="venv bin folder of another checkout for B")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
