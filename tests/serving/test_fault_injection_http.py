@@ -20,8 +20,8 @@ from fatigue_guard.demo import send_all
 from fatigue_guard.storage.blob.feature_store import FeatureStore
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import AzuriteFactory, AzuriteService, TcpProxy
+from tests.fixtures.waiting import wait_until
 from tests.serving.conftest import LiveApi, start_api
-from tests.storage.conftest import wait_until
 
 REQUESTS = 1000
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
 
+from tests.fixtures.waiting import wait_until
 from tests.serving.conftest import LiveApi
 
 
@@ -100,11 +100,9 @@ def test_erasure_removes_the_user_from_sql_and_blob(api: LiveApi) -> None:
     with api.client(other["user_id"]) as client:
         client.post("/v1/predictions", json=other).raise_for_status()
     assert api.storage.recorder.drain()
-    deadline = time.monotonic() + 10
     start = api.registry.live["measured_at"].min().to_pydatetime()
     end = api.registry.live["measured_at"].max().to_pydatetime() + timedelta(seconds=1)
-    while len(api.storage.read_live_dataset(start, end)) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(api.storage.read_live_dataset(start, end)) >= 4, timeout_s=10)
     with api.admin() as admin:
         response = admin.delete(f"/v1/admin/users/{user}")
     assert response.status_code == 200, response.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -64,19 +63,12 @@ def spread_records(n: int, users: int = 5) -> list[PredictionRecord]:
     ]
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float = 0.05) -> None:
-    """Poll ``condition`` until it holds or ``timeout_s`` passed; the caller asserts after."""
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(poll_s)
-
-
 def prediction_count(storage: Storage) -> int:
     with storage.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(Prediction)).scalar_one())
 
 
-def test_settings(home: Path, **overrides: object) -> Settings:
+def storage_settings(home: Path, **overrides: object) -> Settings:
     """Settings with fast flushing and retries, everything under ``home``."""
     values: dict[str, object] = {
         "home": home,
@@ -92,8 +84,6 @@ def test_settings(home: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test despite its name
-
 StorageFactory = Callable[..., Storage]
 
 
@@ -104,7 +94,7 @@ def storage_factory(tmp_path: Path) -> Iterator[StorageFactory]:
 
     def make(database_url: str, *, migrate: bool = True, **overrides: object) -> Storage:
         home = tmp_path / f"home-{len(built)}"
-        storage = build_storage(test_settings(home, database_url=database_url, **overrides))
+        storage = build_storage(storage_settings(home, database_url=database_url, **overrides))
         built.append(storage)
         if migrate:
             storage.upgrade()

@@ -19,12 +19,12 @@ from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.sql.repository import OutboxRepository
 from fatigue_guard.storage.sql.tables import OutboxEntry
 from tests.fixtures.services import AzuriteFactory, TcpProxy
+from tests.fixtures.waiting import wait_until
 from tests.storage.conftest import (
     BASE_TIME,
     StorageFactory,
     prediction_count,
     spread_records,
-    wait_until,
 )
 
 

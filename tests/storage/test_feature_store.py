@@ -19,7 +19,8 @@ from fatigue_guard.storage.blob.stores import (
 )
 from fatigue_guard.storage.records import PredictionRecord
 from fatigue_guard.storage.sql.tables import OutboxEntry
-from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records, wait_until
+from tests.fixtures.waiting import wait_until
+from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 
 
 @pytest.fixture(params=["local", pytest.param("azurite", marks=pytest.mark.azurite)])

@@ -18,7 +18,7 @@ from fatigue_guard.storage.sql.schema import (
     upgrade_database,
 )
 from fatigue_guard.storage.sql.tables import Base
-from tests.storage.conftest import test_settings
+from tests.storage.conftest import storage_settings
 
 TABLES = {
     "devices",
@@ -33,7 +33,7 @@ TABLES = {
 
 
 def test_upgrade_from_empty_creates_every_table(database_url: str, tmp_path: Path) -> None:
-    settings = test_settings(tmp_path, database_url=database_url)
+    settings = storage_settings(tmp_path, database_url=database_url)
     engine = create_db_engine(settings)
     try:
         upgrade_database(settings)
@@ -46,7 +46,7 @@ def test_upgrade_from_empty_creates_every_table(database_url: str, tmp_path: Pat
 
 
 def test_migrations_match_the_models(database_url: str, tmp_path: Path) -> None:
-    settings = test_settings(tmp_path, database_url=database_url)
+    settings = storage_settings(tmp_path, database_url=database_url)
     engine = create_db_engine(settings)
     try:
         upgrade_database(settings)
@@ -60,7 +60,7 @@ def test_migrations_match_the_models(database_url: str, tmp_path: Path) -> None:
 def test_unmigrated_database_is_refused_with_the_fixing_command(
     database_url: str, tmp_path: Path
 ) -> None:
-    engine = create_db_engine(test_settings(tmp_path, database_url=database_url))
+    engine = create_db_engine(storage_settings(tmp_path, database_url=database_url))
     try:
         with pytest.raises(SchemaOutOfDate) as caught:
             check_schema_current(engine)
@@ -73,7 +73,7 @@ def test_unmigrated_database_is_refused_with_the_fixing_command(
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
-    engine = create_db_engine(test_settings(tmp_path))
+    engine = create_db_engine(storage_settings(tmp_path))
     try:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -12,11 +12,11 @@ from pathlib import Path
 from sqlalchemy import event
 
 from fatigue_guard.storage.factory import build_storage
-from tests.storage.conftest import spread_records, test_settings
+from tests.storage.conftest import spread_records, storage_settings
 
 
 def test_flusher_statements_use_indexes(tmp_path: Path) -> None:
-    storage = build_storage(test_settings(tmp_path, outbox_retention_s=0.0))
+    storage = build_storage(storage_settings(tmp_path, outbox_retention_s=0.0))
     storage.upgrade()
     statements: list[tuple[str, object]] = []
 

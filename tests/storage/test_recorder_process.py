@@ -22,13 +22,13 @@ from fatigue_guard.storage.recording.recorder_process import (
     RecorderUnavailable,
 )
 from fatigue_guard.storage.records import PredictionRecord
+from tests.fixtures.waiting import wait_until
 from tests.storage.conftest import (
     BASE_TIME,
     StorageFactory,
     make_record,
     prediction_count,
     spread_records,
-    wait_until,
 )
 
 
@@ -165,9 +165,9 @@ import sys
 from pathlib import Path
 from fatigue_guard.storage.factory import build_storage
 from fatigue_guard.storage.recording.recorder_process import RecorderProcess
-from tests.storage.conftest import spread_records, test_settings
+from tests.storage.conftest import spread_records, storage_settings
 
-storage = build_storage(test_settings(Path(sys.argv[1]), database_url=sys.argv[2] or None))
+storage = build_storage(storage_settings(Path(sys.argv[1]), database_url=sys.argv[2] or None))
 recorder = RecorderProcess(storage.settings, local=storage.recorder)
 recorder.start()
 for record in spread_records(50):

@@ -9,7 +9,8 @@ import pytest
 
 from fatigue_guard.storage.factory import build_storage
 from fatigue_guard.storage.sql.writer_lock import WriterLock
-from tests.storage.conftest import make_record, test_settings, wait_until
+from tests.fixtures.waiting import wait_until
+from tests.storage.conftest import make_record, storage_settings
 
 
 def test_a_waiting_writer_goes_before_the_holder_comes_back() -> None:
@@ -101,7 +102,7 @@ def test_request_and_flusher_writes_take_turns_on_sqlite(tmp_path: Path) -> None
     """Every writer of the data plane goes through the lock: while one write transaction is
     open, a prediction's commit and the flusher's claim wait for it instead of meeting
     SQLite's sleeping busy handler."""
-    storage = build_storage(test_settings(tmp_path))
+    storage = build_storage(storage_settings(tmp_path))
     storage.upgrade()
     storage.start()
     try:
