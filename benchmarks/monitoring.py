@@ -6,14 +6,22 @@ Usage::
     .venv/bin/python benchmarks/monitoring.py [--sizes 100000,1000000,5000000]
         [--evidently-sizes 100000,500000] [--repeats 3] [--bench-python /tmp/bench-venv/bin/python]
 
+Evidently needs pandas below 3, so it does not go into ``.venv``: it runs under the Python given
+with ``--bench-python`` (default ``/tmp/bench-venv/bin/python``), a virtualenv with the project's
+``bench`` extra. Create it once, from the repository root::
+
+    python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -e '.[bench]'
+
+Without it the script still measures fatigue-guard and says how to create it.
+
 Each size: simulated rows (tiled from one simulated cohort, new event/user ids per tile) are
 written with the feature store layout into a temporary local blob folder, then ``run_monitor``
 runs in a fresh child process (so its peak RSS is its own) reading them back by event time,
 computing every signal, rendering the HTML and storing the report in SQLite + the blob store.
-Evidently runs in the bench-only virtualenv (``pip install -e .[bench]`` there), on the same
-rows as Parquet, in a child process too. Prints a markdown table of medians: wall and CPU time
-(the machine may be shared, so CPU time is the steadier figure), peak RSS, CPU per million rows
-(constant when the cost is linear in rows) and the speed-up over Evidently.
+Evidently runs in the bench-only virtualenv (see above), on the same rows as Parquet, in a child
+process too. Prints a markdown table of medians: wall and CPU time (the machine may be shared, so
+CPU time is the steadier figure), peak RSS, CPU per million rows (constant when the cost is linear
+in rows) and the speed-up over Evidently.
 
 Timed: ``run_monitor`` alone, from reading the blob store to the stored report, including
 matplotlib's import on the first report (a CLI run pays it; the scheduler once per process).
@@ -47,6 +55,10 @@ from fatigue_guard.storage.blob.stores import LocalBlobStore
 THRESHOLD = 0.35
 BATCH_ROWS = 100_000
 DEFAULT_BENCH_PYTHON = "/tmp/bench-venv/bin/python"
+BENCH_VENV_HELP = (
+    "python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -e '.[bench]'"
+    "  (from the repository root)"
+)
 
 
 def synthetic_scores(frame: pd.DataFrame) -> np.ndarray:
@@ -165,15 +177,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000,5000000")
     parser.add_argument("--evidently-sizes", default="100000,500000")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bench-python", default=DEFAULT_BENCH_PYTHON)
+    parser.add_argument(
+        "--bench-python",
+        default=DEFAULT_BENCH_PYTHON,
+        help="Python of a virtualenv with the `bench` extra (Evidently, pandas<3), which runs "
+        f"Evidently; default: {DEFAULT_BENCH_PYTHON}. Create it with: {BENCH_VENV_HELP}",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     evidently_sizes = {int(s) for s in args.evidently_sizes.split(",") if s}
     bench_python = Path(args.bench_python)
     if not bench_python.exists():
         print(
-            f"Evidently skipped: no bench venv at {bench_python} "
-            "(python -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -e '.[bench]')"
+            f"Evidently skipped: no Python at {bench_python}. Evidently needs pandas<3, so it runs "
+            "from a virtualenv of its own with the `bench` extra; create it with\n"
+            f"    {BENCH_VENV_HELP}\n"
+            "or pass --bench-python PATH to such a virtualenv's Python.",
+            file=sys.stderr,
         )
         evidently_sizes = set()
 
