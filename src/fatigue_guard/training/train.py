@@ -48,11 +48,11 @@ from fatigue_guard.registry.models import (
 )
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from fatigue_guard.training import artifacts
-from fatigue_guard.training.baselines import evaluate_baselines
-from fatigue_guard.training.calibration import assess_calibration
-from fatigue_guard.training.data import TooManyInvalidRows, load_training_data
+from fatigue_guard.training.baselines import BaselineResult, evaluate_baselines
+from fatigue_guard.training.calibration import CalibrationAssessment, assess_calibration
+from fatigue_guard.training.data import TooManyInvalidRows, TrainingData, load_training_data
 from fatigue_guard.training.evaluation import evaluate, per_user_recall
-from fatigue_guard.training.search import search_on_sample
+from fatigue_guard.training.search import SearchResult, search_on_sample
 from fatigue_guard.training.splits import TimeSplit, time_split, user_folds
 
 Progress = Callable[[str], None]
@@ -118,6 +118,47 @@ def _export_onnx(pipeline: Any) -> bytes | None:
     return export_onnx(pipeline)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What one run was asked for, resolved against the settings."""
+
+    settings: Settings
+    floor: float
+    budget_s: float
+    z: float
+    seed: int
+    n_jobs: int
+    say: Progress
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    """The validated rows, split by time (train / hold-out) and by user (search folds)."""
+
+    data: TrainingData
+    X: np.ndarray
+    y: np.ndarray
+    users: np.ndarray
+    split: TimeSplit
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    lineage: dict[str, Any]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.data.frame
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, labels and users of the training period."""
+        s = self.split.train
+        return self.X[s], self.y[s], self.users[s]
+
+    @property
+    def holdout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of the held-out recent days."""
+        return self.X[self.split.holdout], self.y[self.split.holdout]
+
+
 def train_model(
     settings: Settings,
     data: pd.DataFrame | Path,
@@ -132,24 +173,79 @@ def train_model(
 ) -> TrainResult:
     """Train, evaluate and log one candidate model in an MLflow run; register nothing.
 
-    ``live`` adds labelled live records (the
-    data plane's ``read_live_dataset(..., labelled_only=True)`` up to a cutoff); ``tags`` are
-    set on the run whatever its outcome (e.g. the live window, so the table can be rebuilt).
+    ``live`` adds labelled live records (the data plane's
+    ``read_live_dataset(..., labelled_only=True)`` up to a cutoff); ``tags`` are set on the run
+    whatever its outcome (e.g. the live window, so the table can be rebuilt).
 
     Raises :class:`NoThresholdMeetsFloor` (run logged, nothing registered) and
     :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
     """
-    say = progress or (lambda _msg: None)
-    floor = settings.precision_floor if precision_floor is None else precision_floor
-    budget = settings.search_budget_s if search_budget_s is None else search_budget_s
-    z = settings.threshold_confidence_z
+    opts = _Options(
+        settings=settings,
+        floor=settings.precision_floor if precision_floor is None else precision_floor,
+        budget_s=settings.search_budget_s if search_budget_s is None else search_budget_s,
+        z=settings.threshold_confidence_z,
+        seed=seed,
+        n_jobs=n_jobs,
+        say=progress or (lambda _msg: None),
+    )
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    client = configure_mlflow(settings)
-    exp_id = experiment_id(settings, client)
+    exp_id = experiment_id(settings, configure_mlflow(settings))
     code = git_commit()
 
-    say("reading and validating data")
+    dataset = _load_and_split(opts, data, live, exp_id, code, tags)
+    timings["load_s"] = time.perf_counter() - started
+    with mlflow.start_run(experiment_id=exp_id, run_name="train") as run:
+        run_id = run.info.run_id
+        _log_inputs(opts, dataset, code, tags)
+        found = _search(opts, dataset, timings)
+        choice = _choose_threshold(opts, dataset, found, run_id)
+        calibration = _assess_calibration(opts, dataset, found)
+        pipeline, p_ho, views = _fit_and_evaluate(opts, dataset, found, choice, timings)
+        baselines, beats = _compare_with_baselines(opts, dataset, views)
+        onnx_bytes, model_uri = _log_artifacts_and_model(
+            opts, dataset, pipeline, p_ho, found, choice, views, timings
+        )
+        version_tags = _version_tags(
+            choice.threshold,
+            opts.floor,
+            dataset.split.cutoff,
+            views["holdout_time"],
+            beats,
+            has_onnx=onnx_bytes is not None,
+        )
+        mlflow.set_tag("status", "logged")
+
+    return TrainResult(
+        run_id=run_id,
+        model_uri=model_uri,
+        version_tags=version_tags,
+        threshold=choice.threshold,
+        metrics=views,
+        baselines={b.name: b.holdout for b in baselines},
+        beats_baselines=beats,
+        invalid_rows=dataset.data.report.as_dict(),
+        params=found.best_params,
+        rows=len(dataset.frame),
+        users=int(dataset.lineage["users"]),
+        seconds=time.perf_counter() - started,
+        timings=timings,
+        calibration=calibration.as_dict(),
+    )
+
+
+def _load_and_split(
+    opts: _Options,
+    data: pd.DataFrame | Path,
+    live: pd.DataFrame | None,
+    exp_id: str,
+    code: dict[str, str],
+    tags: dict[str, str] | None,
+) -> _Dataset:
+    """Validate the rows (a run records the refusal when too many are invalid), then split."""
+    settings = opts.settings
+    opts.say("reading and validating data")
     try:
         td = load_training_data(data, max_invalid_share=settings.max_invalid_share, live=live)
     except TooManyInvalidRows as exc:
@@ -160,201 +256,258 @@ def train_model(
             mlflow.log_dict(exc.report.as_dict(), "data_quality/invalid_rows.json")
         raise
     frame = td.frame
-    X = feature_matrix(frame)
-    y = frame[LABEL_COLUMN].to_numpy(dtype=bool)
     users = frame["user_id"].to_numpy()
     split = time_split(frame["measured_at"], settings.holdout_fraction)
-    X_tr, y_tr, g_tr = X[split.train], y[split.train], users[split.train]
-    X_ho, y_ho = X[split.holdout], y[split.holdout]
-    folds = user_folds(g_tr, settings.cv_folds, seed)
-    lineage = dataset_lineage(
-        frame,
-        source=td.source,
-        sha256=td.sha256,
-        invalid_rows=td.report.invalid_rows,
-        train_cutoff=split.cutoff,
-    )
-    timings["load_s"] = time.perf_counter() - started
-
-    with mlflow.start_run(experiment_id=exp_id, run_name="train") as run:
-        run_id = run.info.run_id
-        mlflow.set_tags(
-            {
-                **(tags or {}),
-                "status": "running",
-                "git_commit": code["commit"],
-                "git_dirty": code["dirty"],
-                "mlflow.source.git.commit": code["commit"],
-                "features_version": str(FEATURES_VERSION),
-                "data.source": td.source,
-                "data.sha256": td.sha256,
-                "data.rows": str(lineage["rows"]),
-                "data.users": str(lineage["users"]),
-                "data.date_min": lineage["date_min"],
-                "data.date_max": lineage["date_max"],
-                "data.train_cutoff": lineage["train_cutoff"],
-                **{f"data.simulation.{k}": str(v) for k, v in lineage["simulation"].items()},
-            }
-        )
-        mlflow.log_params(
-            {
-                "precision_floor": floor,
-                "threshold_confidence_z": z,
-                "seed": seed,
-                "n_jobs": n_jobs,
-                "search_budget_s": budget,
-                "n_estimators": settings.n_estimators,
-                "cv_folds": len(folds),
-                "holdout_fraction": settings.holdout_fraction,
-                "train_rows": len(split.train),
-                "holdout_rows": len(split.holdout),
-            }
-        )
-        mlflow.log_dict(td.report.as_dict(), "data_quality/invalid_rows.json")
-        mlflow.log_dict(lineage, "lineage/dataset.json")
-
-        say(f"searching hyperparameters (budget {budget:g} s, {len(folds)}-fold by user)")
-        t0 = time.perf_counter()
-        found = search_on_sample(
-            X_tr,
-            y_tr,
-            g_tr,
-            folds,
-            max_rows=settings.search_max_rows,
-            floor=floor,
-            confidence_z=z,
-            budget_s=budget,
-            n_estimators=settings.n_estimators,
-            seed=seed,
-            n_jobs=n_jobs,
-        )
-        timings["search_s"] = time.perf_counter() - t0 - found.oof_seconds
-        timings["oof_s"] = found.oof_seconds
-        mlflow.log_params({f"forest.{k}": v for k, v in found.best_params.items()})
-        mlflow.log_params({"search.max_rows": settings.search_max_rows})
-        mlflow.log_metrics({"search.trials": len(found.trials), "search.rows": found.sample_rows})
-        mlflow.log_dict(
-            [
-                {
-                    "params": t.params,
-                    "recall_at_floor": t.recall_at_floor,
-                    "pr_auc": t.pr_auc,
-                    "seconds": t.seconds,
-                }
-                for t in found.trials
-            ],
-            "search/trials.json",
-        )
-
-        say("choosing the decision threshold on out-of-fold scores")
-        try:
-            choice = select_threshold(y_tr, found.best_oof, floor, confidence_z=z, groups=g_tr)
-        except NoThresholdMeetsFloor as exc:
-            exc.run_id = run_id
-            mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
-            _log_view("oof_user", evaluate(y_tr, found.best_oof, None, floor))
-            mlflow.set_tags({"status": "no_threshold_meets_floor", "failure": str(exc)[:4000]})
-            raise
-        mlflow.log_metrics(
-            {
-                "threshold": choice.threshold,
-                "threshold.precision_lower_bound": choice.precision_lower_bound,
-                "threshold.design_effect": choice.design_effect,
-            }
-        )
-        # Measured only: even a "calibrate" decision leaves the served forest raw, because the
-        # ONNX export and the golden vectors are defined on its probabilities.
-        calibration = assess_calibration(
-            y_tr, found.best_oof, folds, floor=floor, confidence_z=z, seed=seed, groups=g_tr
-        )
-        mlflow.log_metrics(calibration.metrics())
-        mlflow.log_dict(calibration.as_dict(), "calibration/assessment.json")
-        mlflow.set_tags(calibration.tags())
-
-        say(f"fitting the final forest on {len(split.train):,} rows")
-        t0 = time.perf_counter()
-        pipeline = build_pipeline(
-            found.best_params, n_estimators=settings.n_estimators, seed=seed, n_jobs=n_jobs
-        ).fit(X_tr, y_tr)
-        timings["final_fit_s"] = time.perf_counter() - t0
-        p_ho = positive_proba(pipeline, X_ho)
-        views = {
-            "holdout_time": evaluate(y_ho, p_ho, choice.threshold, floor),
-            "oof_user": evaluate(y_tr, found.best_oof, choice.threshold, floor),
-        }
-        for view, metrics in views.items():
-            _log_view(view, metrics)
-        mlflow.log_metrics(
-            {k: views["holdout_time"][k] for k in HEADLINE if np.isfinite(views["holdout_time"][k])}
-        )
-
-        say("evaluating baselines")
-        baselines = evaluate_baselines(
-            X_tr, y_tr, folds, X_ho, y_ho, floor=floor, confidence_z=z, seed=seed, groups=g_tr
-        )
-        for b in baselines:
-            _log_view(f"baseline.{b.name}", b.holdout)
-        best_baseline = max(b.holdout["recall_at_floor"] for b in baselines)
-        beats = views["holdout_time"]["recall_at_floor"] > best_baseline
-        mlflow.set_tag("beats_baselines", str(beats).lower())
-
-        say("writing artifacts")
-        t0 = time.perf_counter()
-        onnx_bytes = _write_and_log_artifacts(
-            pipeline,
+    return _Dataset(
+        data=td,
+        X=feature_matrix(frame),
+        y=frame[LABEL_COLUMN].to_numpy(dtype=bool),
+        users=users,
+        split=split,
+        folds=user_folds(users[split.train], settings.cv_folds, opts.seed),
+        lineage=dataset_lineage(
             frame,
-            split,
-            X_ho,
-            y_ho,
-            p_ho,
-            y_tr,
-            found.best_oof,
-            choice,
-            views,
-            floor,
-            seed,
-        )
-        signature = infer_signature(X[:5], pipeline.predict_proba(X[:5]))
-        model_info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=signature,
-            input_example=X_ho[:3],
-            pyfunc_predict_fn="predict_proba",
-            # cloudpickle: skops would refuse sklearn's Tree type without an allow-list.
-            serialization_format="cloudpickle",
-            # Explicit requirements: MLflow's inference imports the model in a subprocess, which
-            # costs seconds per run for a list we already know.
-            pip_requirements=_pip_requirements(),
-        )
-        timings["artifacts_s"] = time.perf_counter() - t0
-
-        version_tags = _version_tags(
-            choice.threshold,
-            floor,
-            split.cutoff,
-            views["holdout_time"],
-            beats,
-            has_onnx=onnx_bytes is not None,
-        )
-        mlflow.set_tag("status", "logged")
-
-    return TrainResult(
-        run_id=run_id,
-        model_uri=model_info.model_uri,
-        version_tags=version_tags,
-        threshold=choice.threshold,
-        metrics=views,
-        baselines={b.name: b.holdout for b in baselines},
-        beats_baselines=beats,
-        invalid_rows=td.report.as_dict(),
-        params=found.best_params,
-        rows=len(frame),
-        users=int(lineage["users"]),
-        seconds=time.perf_counter() - started,
-        timings=timings,
-        calibration=calibration.as_dict(),
+            source=td.source,
+            sha256=td.sha256,
+            invalid_rows=td.report.invalid_rows,
+            train_cutoff=split.cutoff,
+        ),
     )
+
+
+def _log_inputs(
+    opts: _Options, dataset: _Dataset, code: dict[str, str], tags: dict[str, str] | None
+) -> None:
+    """Tags and parameters that make the run reproducible: code, data lineage, options."""
+    settings, lineage, td = opts.settings, dataset.lineage, dataset.data
+    mlflow.set_tags(
+        {
+            **(tags or {}),
+            "status": "running",
+            "git_commit": code["commit"],
+            "git_dirty": code["dirty"],
+            "mlflow.source.git.commit": code["commit"],
+            "features_version": str(FEATURES_VERSION),
+            "data.source": td.source,
+            "data.sha256": td.sha256,
+            "data.rows": str(lineage["rows"]),
+            "data.users": str(lineage["users"]),
+            "data.date_min": lineage["date_min"],
+            "data.date_max": lineage["date_max"],
+            "data.train_cutoff": lineage["train_cutoff"],
+            **{f"data.simulation.{k}": str(v) for k, v in lineage["simulation"].items()},
+        }
+    )
+    mlflow.log_params(
+        {
+            "precision_floor": opts.floor,
+            "threshold_confidence_z": opts.z,
+            "seed": opts.seed,
+            "n_jobs": opts.n_jobs,
+            "search_budget_s": opts.budget_s,
+            "n_estimators": settings.n_estimators,
+            "cv_folds": len(dataset.folds),
+            "holdout_fraction": settings.holdout_fraction,
+            "train_rows": len(dataset.split.train),
+            "holdout_rows": len(dataset.split.holdout),
+        }
+    )
+    mlflow.log_dict(td.report.as_dict(), "data_quality/invalid_rows.json")
+    mlflow.log_dict(lineage, "lineage/dataset.json")
+
+
+def _search(opts: _Options, dataset: _Dataset, timings: dict[str, float]) -> SearchResult:
+    """Bounded hyperparameter search, scored out of fold by user at the precision floor."""
+    settings = opts.settings
+    X_tr, y_tr, g_tr = dataset.train
+    opts.say(
+        f"searching hyperparameters (budget {opts.budget_s:g} s, {len(dataset.folds)}-fold by user)"
+    )
+    t0 = time.perf_counter()
+    found = search_on_sample(
+        X_tr,
+        y_tr,
+        g_tr,
+        dataset.folds,
+        max_rows=settings.search_max_rows,
+        floor=opts.floor,
+        confidence_z=opts.z,
+        budget_s=opts.budget_s,
+        n_estimators=settings.n_estimators,
+        seed=opts.seed,
+        n_jobs=opts.n_jobs,
+    )
+    timings["search_s"] = time.perf_counter() - t0 - found.oof_seconds
+    timings["oof_s"] = found.oof_seconds
+    mlflow.log_params({f"forest.{k}": v for k, v in found.best_params.items()})
+    mlflow.log_params({"search.max_rows": settings.search_max_rows})
+    mlflow.log_metrics({"search.trials": len(found.trials), "search.rows": found.sample_rows})
+    mlflow.log_dict(
+        [
+            {
+                "params": t.params,
+                "recall_at_floor": t.recall_at_floor,
+                "pr_auc": t.pr_auc,
+                "seconds": t.seconds,
+            }
+            for t in found.trials
+        ],
+        "search/trials.json",
+    )
+    return found
+
+
+def _choose_threshold(
+    opts: _Options, dataset: _Dataset, found: SearchResult, run_id: str
+) -> ThresholdChoice:
+    """The threshold with the most recall whose precision bound clears the floor, chosen on
+    out-of-fold scores; when none does, the run records what was attainable, and raises."""
+    _, y_tr, g_tr = dataset.train
+    opts.say("choosing the decision threshold on out-of-fold scores")
+    try:
+        choice = select_threshold(
+            y_tr, found.best_oof, opts.floor, confidence_z=opts.z, groups=g_tr
+        )
+    except NoThresholdMeetsFloor as exc:
+        exc.run_id = run_id
+        mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
+        _log_view("oof_user", evaluate(y_tr, found.best_oof, None, opts.floor))
+        mlflow.set_tags({"status": "no_threshold_meets_floor", "failure": str(exc)[:4000]})
+        raise
+    mlflow.log_metrics(
+        {
+            "threshold": choice.threshold,
+            "threshold.precision_lower_bound": choice.precision_lower_bound,
+            "threshold.design_effect": choice.design_effect,
+        }
+    )
+    return choice
+
+
+def _assess_calibration(
+    opts: _Options, dataset: _Dataset, found: SearchResult
+) -> CalibrationAssessment:
+    # Measured only: even a "calibrate" decision leaves the served forest raw, because the
+    # ONNX export and the golden vectors are defined on its probabilities.
+    _, y_tr, g_tr = dataset.train
+    calibration = assess_calibration(
+        y_tr,
+        found.best_oof,
+        dataset.folds,
+        floor=opts.floor,
+        confidence_z=opts.z,
+        seed=opts.seed,
+        groups=g_tr,
+    )
+    mlflow.log_metrics(calibration.metrics())
+    mlflow.log_dict(calibration.as_dict(), "calibration/assessment.json")
+    mlflow.set_tags(calibration.tags())
+    return calibration
+
+
+def _fit_and_evaluate(
+    opts: _Options,
+    dataset: _Dataset,
+    found: SearchResult,
+    choice: ThresholdChoice,
+    timings: dict[str, float],
+) -> tuple[Any, np.ndarray, dict[str, dict[str, float]]]:
+    """Fit the final forest on the training period only (the hold-out stays unseen, for the
+    gate later); score it on the hold-out days and beside the out-of-fold view."""
+    X_tr, y_tr, _ = dataset.train
+    X_ho, y_ho = dataset.holdout
+    opts.say(f"fitting the final forest on {len(dataset.split.train):,} rows")
+    t0 = time.perf_counter()
+    pipeline = build_pipeline(
+        found.best_params,
+        n_estimators=opts.settings.n_estimators,
+        seed=opts.seed,
+        n_jobs=opts.n_jobs,
+    ).fit(X_tr, y_tr)
+    timings["final_fit_s"] = time.perf_counter() - t0
+    p_ho = positive_proba(pipeline, X_ho)
+    views = {
+        "holdout_time": evaluate(y_ho, p_ho, choice.threshold, opts.floor),
+        "oof_user": evaluate(y_tr, found.best_oof, choice.threshold, opts.floor),
+    }
+    for view, metrics in views.items():
+        _log_view(view, metrics)
+    headline = views["holdout_time"]
+    mlflow.log_metrics({k: headline[k] for k in HEADLINE if np.isfinite(headline[k])})
+    return pipeline, p_ho, views
+
+
+def _compare_with_baselines(
+    opts: _Options, dataset: _Dataset, views: dict[str, dict[str, float]]
+) -> tuple[list[BaselineResult], bool]:
+    """The plainest models on the same splits: a forest that does not beat them says so."""
+    X_tr, y_tr, g_tr = dataset.train
+    X_ho, y_ho = dataset.holdout
+    opts.say("evaluating baselines")
+    baselines = evaluate_baselines(
+        X_tr,
+        y_tr,
+        dataset.folds,
+        X_ho,
+        y_ho,
+        floor=opts.floor,
+        confidence_z=opts.z,
+        seed=opts.seed,
+        groups=g_tr,
+    )
+    for b in baselines:
+        _log_view(f"baseline.{b.name}", b.holdout)
+    best_baseline = max(b.holdout["recall_at_floor"] for b in baselines)
+    beats = views["holdout_time"]["recall_at_floor"] > best_baseline
+    mlflow.set_tag("beats_baselines", str(beats).lower())
+    return baselines, beats
+
+
+def _log_artifacts_and_model(
+    opts: _Options,
+    dataset: _Dataset,
+    pipeline: Any,
+    p_ho: np.ndarray,
+    found: SearchResult,
+    choice: ThresholdChoice,
+    views: dict[str, dict[str, float]],
+    timings: dict[str, float],
+) -> tuple[bytes | None, str]:
+    """Plots, evaluation, reference profile, golden set, hold-out, ONNX; then the model itself.
+    Returns the ONNX bytes (if exported) and the logged model's URI."""
+    _, y_tr, _ = dataset.train
+    X_ho, y_ho = dataset.holdout
+    opts.say("writing artifacts")
+    t0 = time.perf_counter()
+    onnx_bytes = _write_and_log_artifacts(
+        pipeline,
+        dataset.frame,
+        dataset.split,
+        X_ho,
+        y_ho,
+        p_ho,
+        y_tr,
+        found.best_oof,
+        choice,
+        views,
+        opts.floor,
+        opts.seed,
+    )
+    X = dataset.X
+    model_info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=infer_signature(X[:5], pipeline.predict_proba(X[:5])),
+        input_example=X_ho[:3],
+        pyfunc_predict_fn="predict_proba",
+        # cloudpickle: skops would refuse sklearn's Tree type without an allow-list.
+        serialization_format="cloudpickle",
+        # Explicit requirements: MLflow's inference imports the model in a subprocess, which
+        # costs seconds per run for a list we already know.
+        pip_requirements=_pip_requirements(),
+    )
+    timings["artifacts_s"] = time.perf_counter() - t0
+    return onnx_bytes, model_info.model_uri
 
 
 def _write_and_log_artifacts(
