@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -185,6 +186,67 @@ class Settings(BaseSettings):
     )
     retrain_live_window_days: float = Field(default=28.0, gt=0)
     retrain_lock_ttl_s: float = Field(default=3600.0, gt=0)
+    retrain_trigger: Literal["in_process", "cli", "azureml"] = Field(
+        default="in_process",
+        description="What a monitoring breach starts. in_process: the retraining job, in the "
+        "monitor's process. cli: nothing; the breach is reported (exit code 3) and a scheduled "
+        "`fatigue-guard retrain` (cron, CronJob) retrains. azureml: the retrain command job is "
+        "submitted to the Azure ML workspace below.",
+    )
+
+    # Azure ML (`fatigue-guard azureml render|submit`, and retrain_trigger=azureml).
+    azureml_subscription_id: str | None = Field(
+        default=None, description="Azure subscription id of the Azure ML workspace."
+    )
+    azureml_resource_group: str | None = Field(
+        default=None, description="Resource group of the Azure ML workspace."
+    )
+    azureml_workspace: str | None = Field(default=None, description="Azure ML workspace name.")
+    azureml_compute: str = Field(
+        default="cpu-cluster",
+        description="Azure ML compute cluster the monitor and retrain command jobs run on.",
+    )
+    azureml_image: str | None = Field(
+        default=None,
+        description="Container image of fatigue-guard (e.g. myacr.azurecr.io/fatigue-guard:0.1.0) "
+        "for the Azure ML environment; unset = Azure ML builds the repository's Dockerfile.",
+    )
+    azureml_environment_version: str = Field(
+        default="1",
+        description="Version of the registered Azure ML environment `fatigue-guard` (versions "
+        "are immutable: raise it for a new image).",
+    )
+    azureml_endpoint: str = Field(
+        default="fatigue-guard",
+        description="Managed online endpoint name (unique within the Azure region).",
+    )
+    azureml_instance_type: str = Field(
+        default="Standard_DS3_v2", description="VM size of each online deployment instance."
+    )
+    azureml_instance_count: int = Field(
+        default=2, ge=1, description="Instances per online deployment (blue, green)."
+    )
+    azureml_storage_account: str | None = Field(
+        default=None,
+        description="Storage account holding BLOB_CONTAINER; registered as the Azure ML "
+        "datastore `fatigue_guard_blobs` (identity-based access, no key in the workspace).",
+    )
+    azureml_key_vault: str | None = Field(
+        default=None,
+        description="Key Vault (name) holding the secrets the deployments and jobs read: "
+        "fatigue-guard-database-url, fatigue-guard-storage-connection-string, "
+        "fatigue-guard-admin-token.",
+    )
+    azureml_secret_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Key Vault secret name -> version the online deployments pin (JSON in the "
+        "environment variable); Azure ML's Key Vault references name a secret version.",
+    )
+    azureml_templates: Path | None = Field(
+        default=None,
+        description="Folder of the Azure ML YAML templates; unset = deploy/azureml of the "
+        "source checkout (the container image sets it to its copy).",
+    )
 
     @property
     def home_dir(self) -> Path:

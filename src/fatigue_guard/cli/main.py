@@ -10,6 +10,7 @@ import logging
 
 import typer
 
+from fatigue_guard.cli.azureml import azureml_app
 from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.devices import simulate_devices
@@ -55,6 +56,7 @@ app.command("simulate-devices")(simulate_devices)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(azureml_app, name="azureml")
 
 if __name__ == "__main__":
     app()

@@ -50,7 +50,13 @@ def run(
         float | None, typer.Option(help="Decision threshold (default: the production model's).")
     ] = None,
     no_trigger: Annotated[
-        bool, typer.Option("--no-trigger", help="Report a breach but do not start a retrain.")
+        bool,
+        typer.Option(
+            "--no-trigger",
+            help="Report a breach but do not start a retrain (exit 0). Without it, a breach "
+            "starts what FATIGUE_GUARD_RETRAIN_TRIGGER says (in_process: retrain here; cli: "
+            "nothing; azureml: submit the Azure ML retrain job) and exits 3.",
+        ),
     ] = False,
     store: Annotated[bool, typer.Option(help="Store the report (SQL + blob store).")] = True,
 ) -> None:
@@ -60,7 +66,7 @@ def run(
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.tables import read_table
     from fatigue_guard.lifecycle.deployments import DeploymentRecorder
-    from fatigue_guard.lifecycle.trigger import retrain_on_breach
+    from fatigue_guard.lifecycle.trigger import breach_hook
     from fatigue_guard.lifecycle.wiring import lifecycle_bus
     from fatigue_guard.model.profile import ReferenceProfile
     from fatigue_guard.monitoring import run_monitor
@@ -81,7 +87,7 @@ def run(
         reference=profile,
         threshold=threshold,
         store=store,
-        on_breach=None if no_trigger else retrain_on_breach(settings, storage, bus),
+        on_breach=None if no_trigger else breach_hook(settings, storage, bus),
         storage=storage,
     )
     doc = report.as_dict()
