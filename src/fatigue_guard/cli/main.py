@@ -11,6 +11,7 @@ import logging
 import typer
 
 from fatigue_guard.cli.azureml import azureml_app
+from fatigue_guard.cli.config_reference import config_reference
 from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.devices import simulate_devices
@@ -53,6 +54,7 @@ app.command("rollback")(rollback)
 app.command("retrain")(retrain)
 app.command("export-edge")(export_edge)
 app.command("simulate-devices")(simulate_devices)
+app.command("config-reference")(config_reference)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
