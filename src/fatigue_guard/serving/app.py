@@ -24,6 +24,7 @@ from fatigue_guard.serving.auth import build_auth
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.middleware import RequestContextMiddleware
 from fatigue_guard.serving.model_watcher import ModelWatcher
+from fatigue_guard.serving.openapi import install_openapi
 from fatigue_guard.serving.problems import install_problem_handlers
 from fatigue_guard.serving.routes import (
     admin,
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     )
     app.state.serving = state
     install_problem_handlers(app)
+    install_openapi(app)
     for router in (health, observability, predictions, feedback, sync, edge, admin, me):
         app.include_router(router.router)
     app.add_middleware(
