@@ -117,6 +117,22 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=20.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
 
+    # What the API shows without credentials.
+    metrics_public: bool = Field(
+        default=True,
+        description="GET /metrics without credentials (a Prometheus scrape needs no token). "
+        "The metrics are per-process counts whose labels come from closed sets (route "
+        "templates, status codes, model versions, contract field names): no user id, no "
+        "feature value. false: /metrics needs the admin token (Prometheus: "
+        "authorization.credentials_file), and answers 404 when none is configured.",
+    )
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve the interactive API pages /docs and /redoc (they load their "
+        "scripts from a public CDN). /openapi.json is served either way: clients and the "
+        "API fuzzer read it, and it holds nothing the API's own error messages do not tell.",
+    )
+
     # Monitoring: windows, sample sizes, effect sizes and false-alarm control.
     # Effect sizes decide (a large window makes every p-value tiny); p-values, corrected with
     # Benjamini-Hochberg across all tests of a run, only stop small windows from flagging noise.

@@ -212,7 +212,8 @@ def test_cli_promotion_reaches_two_api_processes_and_records_land_once(
         for thread in threads:
             thread.join(timeout=30)
         for url in urls:
-            ready = httpx.get(f"{url}/readyz", timeout=10).json()["checks"]["model"]
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the details need the token
+            ready = httpx.get(f"{url}/readyz", headers=admin, timeout=10).json()["checks"]["model"]
             assert ready["version"] == candidate
             assert ready["source"] == "registry"
         phase("load and promotion")

@@ -55,7 +55,7 @@ def predict(api: LiveApi, offset: int = 0) -> dict:
 
 
 def readyz(api: LiveApi) -> httpx.Response:
-    with api.client() as client:
+    with api.admin() as client:  # the model details need the admin token
         return client.get("/readyz")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.registry import get_model_by_alias, load_pipeline
-from tests.serving.conftest import LiveApi
+from tests.serving.conftest import ADMIN_TOKEN, LiveApi
 
 
 def test_prediction_answers_with_probability_version_and_threshold(api: LiveApi) -> None:
@@ -121,7 +121,7 @@ def test_batch_scores_valid_items_and_names_bad_ones(api: LiveApi) -> None:
 def test_health_readiness_and_metrics(api: LiveApi) -> None:
     with api.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
-        ready = client.get("/readyz")
+        ready = client.get("/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert ready.status_code == 200
         assert ready.json()["checks"]["model"]["version"] == api.registry.version
     body = api.bodies(1, offset=7)[0]

@@ -244,6 +244,7 @@ def _readyz_by_pid(url: str, pids: set[str]) -> dict[str, dict]:
     seen: dict[str, dict] = {}
     deadline = time.monotonic() + 10
     while set(seen) != pids and time.monotonic() < deadline:
-        model = httpx.get(f"{url}/readyz", timeout=10).json()["checks"]["model"]
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the details need the token
+        model = httpx.get(f"{url}/readyz", headers=admin, timeout=10).json()["checks"]["model"]
         seen[str(model["pid"])] = model
     return seen

@@ -13,14 +13,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
 
 from fatigue_guard import __version__
 from fatigue_guard.config import Settings, get_settings
 from fatigue_guard.registry.access import bound_mlflow_http_retries
-from fatigue_guard.serving.auth import build_auth
+from fatigue_guard.serving.auth import build_auth, require_admin
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.middleware import RequestContextMiddleware
 from fatigue_guard.serving.model_watcher import ModelWatcher
@@ -180,12 +180,18 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         version=__version__,
         summary="Fatigue-event predictions from wearable sleep and heart-rate features.",
         lifespan=lifespan,
+        # /openapi.json is served either way: clients and the fuzzer read it.
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
     )
     app.state.serving = state
     install_problem_handlers(app)
     install_openapi(app)
-    for router in (health, observability, predictions, feedback, sync, edge, admin, me):
+    for router in (health, predictions, feedback, sync, edge, admin, me):
         app.include_router(router.router)
+    # Not public: the admin routes' checks (404 without a configured token, else 401 or 403).
+    metrics_guard = [] if settings.metrics_public else [Depends(require_admin)]
+    app.include_router(observability.router, dependencies=metrics_guard)
     app.add_middleware(
         RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes
     )

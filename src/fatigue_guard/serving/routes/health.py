@@ -1,11 +1,18 @@
-"""Liveness and readiness probes (DESIGN §3)."""
+"""Liveness and readiness probes (DESIGN §3).
+
+Probes (a load balancer, Kubernetes, Azure ML) need the status code only, and anyone who can
+reach the port can call them: without credentials they say whether each check passed, nothing
+more. The details an operator needs (model version and checksum, why a version was refused,
+the last load error, which worker process answered) come with the admin token.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from fatigue_guard.serving.state import ServingState, get_state
@@ -19,34 +26,51 @@ async def healthz() -> Response:
     return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
 
-@router.get("/readyz")
-async def readyz(state: ServingState = Depends(get_state)) -> Response:
-    """Ready when a model is loaded and the stores answer; details say what is missing."""
+def _is_admin(request: Request, state: ServingState) -> bool:
+    """Whether the request carries the configured admin token.
+
+    Anything else (no header, a device key, a wrong token) gets the anonymous answer, not a
+    401: a probe that sends a stale header must still read the status.
+    """
+    configured = state.settings.admin_token
+    header = request.headers.get("authorization", "")
+    if configured is None or header[:7].lower() != "bearer ":
+        return False
+    token = header[7:].strip()
+    return bool(token) and hmac.compare_digest(
+        token.encode(), configured.get_secret_value().encode()
+    )
+
+
+def _model_check(state: ServingState) -> dict[str, object]:
     slot = state.models
     model = slot.current
-    checks: dict[str, object] = {
-        "model": {
-            "ok": model is not None,
-            "name": model.name if model else None,
-            "version": model.version if model else None,
-            "runtime": model.runtime if model else None,
-            # "cache": started from the local copy because the registry gave no servable model.
-            "source": slot.source,
-            "source_detail": slot.source_detail,
-            "sha256": model.sha256 if model else None,
-            "loaded_at": model.loaded_at.isoformat() if model else None,
-            "check": model.check if model else None,
-            "last_error": slot.last_error,
-            "refused": slot.recent_refusals(),
-            "pid": os.getpid(),
-        }
+    return {
+        "ok": model is not None,
+        "name": model.name if model else None,
+        "version": model.version if model else None,
+        "runtime": model.runtime if model else None,
+        # "cache": started from the local copy because the registry gave no servable model.
+        "source": slot.source,
+        "source_detail": slot.source_detail,
+        "sha256": model.sha256 if model else None,
+        "loaded_at": model.loaded_at.isoformat() if model else None,
+        "check": model.check if model else None,
+        "last_error": slot.last_error,
+        "refused": slot.recent_refusals(),
+        "pid": os.getpid(),
     }
+
+
+@router.get("/readyz")
+async def readyz(request: Request, state: ServingState = Depends(get_state)) -> Response:
+    """Ready when a model is loaded and the stores answer; the admin token adds the details."""
+    checks: dict[str, dict[str, object]] = {"model": _model_check(state)}
     health = getattr(state.recorder, "health", None)
-    if health is not None:
-        checks["stores"] = health()
-    else:
-        checks["stores"] = {"ok": state.recorder is not None}
-    ready = all(bool(c.get("ok")) for c in checks.values() if isinstance(c, dict))
+    checks["stores"] = health() if health is not None else {"ok": state.recorder is not None}
+    ready = all(bool(c.get("ok")) for c in checks.values())
+    if not _is_admin(request, state):
+        checks = {name: {"ok": bool(c.get("ok"))} for name, c in checks.items()}
     body = {"status": "ready" if ready else "not-ready", "checks": checks}
     return Response(
         orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
