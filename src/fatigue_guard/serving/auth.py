@@ -8,7 +8,6 @@ working within ``key_cache_ttl_s``.
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.problems import Problem
+from fatigue_guard.serving.rate_limit import TokenBuckets
 from fatigue_guard.serving.state import ServingState, get_state
 from fatigue_guard.storage.keys import parse_key
 
@@ -70,28 +70,6 @@ class KeyVerifier:
         return principal
 
 
-class RateLimiter:
-    """Token bucket per key: ``rate`` requests per second sustained, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, key_id: str, cost: float = 1.0) -> float:
-        """0.0 when allowed, else the seconds to wait before a retry can succeed."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= cost:
-                self._buckets[key_id] = (tokens - cost, now)
-                return 0.0
-            self._buckets[key_id] = (tokens, now)
-            return (cost - tokens) / self.rate
-
-
 async def device_principal(request: Request, state: ServingState = Depends(get_state)) -> Principal:
     """FastAPI dependency: the caller's device key, verified and rate-limited."""
     auth = state.auth
@@ -112,13 +90,21 @@ async def device_principal(request: Request, state: ServingState = Depends(get_s
         raise _unauthorized("The API key is not valid.")
     wait = auth.limiter.acquire(principal.key_id)
     if wait > 0:
-        raise Problem(
-            429,
-            "Rate limit exceeded for this key.",
-            kind="rate-limited",
-            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-        )
+        raise _rate_limited("Rate limit exceeded for this key.", wait)
     return principal
+
+
+def charge_items(state: ServingState, principal: Principal, items: int) -> None:
+    """Charge a request that carries ``items`` units of work (sync events) for all but the one
+    token :func:`device_principal` took; the key goes into debt if it must."""
+    assert state.auth is not None
+    state.auth.limiter.charge(principal.key_id, items - 1)
+
+
+def _rate_limited(detail: str, wait_s: float) -> Problem:
+    return Problem(
+        429, detail, kind="rate-limited", headers={"Retry-After": str(max(1, round(wait_s + 0.5)))}
+    )
 
 
 def ensure_own_user(principal: Principal, user_id: str) -> None:
@@ -144,11 +130,11 @@ async def require_admin(request: Request, state: ServingState = Depends(get_stat
 @dataclass
 class AuthServices:
     verifier: KeyVerifier
-    limiter: RateLimiter
+    limiter: TokenBuckets  # per key id: one token a request, one a sync event
 
 
 def build_auth(settings: Settings, check: KeyCheck) -> AuthServices:
     return AuthServices(
         verifier=KeyVerifier(check, settings.key_cache_ttl_s),
-        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        limiter=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
     )

@@ -5,10 +5,17 @@ ones are named by index and field, and replays are counted as duplicates, never 
 An event_id already stored for another user is a conflict, named by index like a rejection:
 ``/v1/predictions`` answers 409 for it, and a device that took it for a duplicate would delete
 an event the server never stored.
+
+What one sync may cost is bounded: the key is charged a token per event, and at most
+``MAX_VERSION_LOOKUPS_PER_REQUEST`` model versions the server has not seen lately are looked up
+(a blob-store read and a registry round trip each). The versions carrying the most events go
+first; events of versions beyond the bound are rejected as not checked, and the device sends
+them again with its next sync, when fewer versions are new.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -21,14 +28,25 @@ from starlette.concurrency import run_in_threadpool
 from fatigue_guard.contract.errors import validation_errors
 from fatigue_guard.contract.features import FEATURES_VERSION
 from fatigue_guard.contract.schemas import SyncEvent, SyncRequest, utc
-from fatigue_guard.serving.auth import Principal, device_principal
+from fatigue_guard.serving.auth import Principal, charge_items, device_principal
 from fatigue_guard.serving.routes.common import json_body_schema, json_response, parse_body
 from fatigue_guard.serving.state import ServingState, get_state
 from fatigue_guard.storage.records import PredictionRecord
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 
+# A phone's queue holds events of the one or two edge versions it ran while offline.
+MAX_VERSION_LOOKUPS_PER_REQUEST = 4
+
 _CONFLICT = [{"field": "event_id", "message": "already used by another event"}]
+_USER = [{"field": "user_id", "message": "this key may not write that user"}]
+_UNKNOWN_VERSION = [{"field": "prediction.model_version", "message": "unknown model version"}]
+_UNCHECKED_VERSION = [
+    {
+        "field": "prediction.model_version",
+        "message": "not checked: too many unfamiliar model versions in one request; send again",
+    }
+]
 
 
 def _edge_record(event: SyncEvent, threshold: float, model_name: str) -> PredictionRecord:
@@ -63,9 +81,9 @@ async def sync_events(
     principal: Principal = Depends(device_principal),
 ) -> Response:
     batch = await parse_body(request, SyncRequest, state)
+    charge_items(state, principal, len(batch.events))
     rejected: list[dict[str, Any]] = []
-    records: list[PredictionRecord] = []
-    indices: list[int] = []
+    valid: list[tuple[int, SyncEvent]] = []
     for index, item in enumerate(batch.events):
         try:
             event = SyncEvent.model_validate(item)
@@ -73,20 +91,24 @@ async def sync_events(
             rejected.append({"index": index, "errors": validation_errors(exc)})
             continue
         if event.user_id != principal.user_id:
-            errors = [{"field": "user_id", "message": "this key may not write that user"}]
-            rejected.append({"index": index, "errors": errors})
+            rejected.append({"index": index, "errors": _USER})
             continue
-        threshold = await run_in_threadpool(
-            state.edge_thresholds.threshold_for,
-            event.prediction.model_version,
-            state.storage.blobs if state.storage else None,
-        )
+        valid.append((index, event))
+    thresholds = await _thresholds(state, [event.prediction.model_version for _, event in valid])
+    records: list[PredictionRecord] = []
+    indices: list[int] = []
+    for index, event in valid:
+        version = event.prediction.model_version
+        if version not in thresholds:
+            rejected.append({"index": index, "errors": _UNCHECKED_VERSION})
+            continue
+        threshold = thresholds[version]
         if threshold is None:
-            errors = [{"field": "prediction.model_version", "message": "unknown model version"}]
-            rejected.append({"index": index, "errors": errors})
+            rejected.append({"index": index, "errors": _UNKNOWN_VERSION})
             continue
         records.append(_edge_record(event, threshold, state.settings.registered_model_name))
         indices.append(index)
+    rejected.sort(key=lambda r: r["index"])
     accepted = duplicates = 0
     conflicts: list[dict[str, Any]] = []
     if records:
@@ -107,6 +129,23 @@ async def sync_events(
             "rejected": rejected,
         }
     )
+
+
+async def _thresholds(state: ServingState, versions: list[str]) -> dict[str, float | None]:
+    """The threshold (``None``: unknown) of each version that is known, remembered as unknown,
+    or among the ``MAX_VERSION_LOOKUPS_PER_REQUEST`` looked up now; the others are left out."""
+    resolved: dict[str, float | None] = {}
+    to_look_up: list[str] = []
+    for version, _ in Counter(versions).most_common():
+        answered, threshold = state.edge_thresholds.cached(version)
+        if answered:
+            resolved[version] = threshold
+        elif len(to_look_up) < MAX_VERSION_LOOKUPS_PER_REQUEST:
+            to_look_up.append(version)
+    if to_look_up:
+        blobs = state.storage.blobs if state.storage else None
+        resolved.update(await run_in_threadpool(state.edge_thresholds.look_up, to_look_up, blobs))
+    return resolved
 
 
 def _record(
