@@ -1,4 +1,4 @@
-"""The reference client (issue 7 item 2): offline-first, the library the mobile team ports.
+"""The reference client: offline-first, the library the mobile team ports.
 
 >>> from fatigue_guard.client import FatigueClient
 >>> client = FatigueClient("https://api.example", "fgk_...", "./device", user_id="u-1")

@@ -1,4 +1,4 @@
-"""``FatigueClient``: the offline-first reference client (issue 7 item 2).
+"""``FatigueClient``: the offline-first reference client.
 
 Online, a prediction comes from the server (``served_by="server"``). When the server cannot
 answer - network error, timeout, 5xx or 429 - the same vector is scored on the device with the

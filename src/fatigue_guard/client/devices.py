@@ -1,4 +1,4 @@
-"""Simulated devices on top of the real client (issue 7 item 4): load tests and the demo.
+"""Simulated devices on top of the real client: load tests and the demo.
 
 Each simulated user of the cohort simulator becomes one :class:`FatigueClient` with its own data
 directory, sending its moments in time order to a running API. A configurable share of devices

@@ -1,4 +1,4 @@
-"""The feature contract (DESIGN §2): the one place that says what a feature vector is.
+"""The feature contract: the one place that says what a feature vector is.
 
 The API schema, the simulator, training, drift monitoring, ONNX export and the edge manifest all
 read names, order, units and ranges from here. Changing anything in :data:`FEATURES` is a contract

@@ -1,4 +1,4 @@
-"""Pydantic models of the HTTP contract (DESIGN §3), generated from the feature contract.
+"""Pydantic models of the HTTP contract, generated from the feature contract.
 
 The feature model is built from :data:`~fatigue_guard.contract.features.FEATURES` so that a range
 change in the contract is a range change in the API, with nothing to keep in sync by hand.
@@ -32,6 +32,7 @@ from pydantic import (
 
 from fatigue_guard.contract.features import (
     FEATURES,
+    FEATURES_VERSION,
     SLEEP_STAGE_FIELDS,
     SLEEP_STAGE_MAX_TOTAL,
     SLEEP_STAGE_RULE,
@@ -131,7 +132,7 @@ class _FeaturesBase(BaseModel):
 Features: type[_FeaturesBase] = create_model(  # type: ignore[call-overload]
     "Features",
     __base__=_FeaturesBase,
-    __doc__="One feature vector, contract v1 (DESIGN §2).",
+    __doc__=f"One feature vector, contract v{FEATURES_VERSION}.",
     **{spec.name: _field_for(spec) for spec in FEATURES},
 )
 

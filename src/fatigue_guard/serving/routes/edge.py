@@ -1,4 +1,4 @@
-"""Edge model distribution: ``GET /v1/models/edge/manifest`` and the ONNX file (DESIGN §3).
+"""Edge model distribution: ``GET /v1/models/edge/manifest`` and the ONNX file.
 
 Both answer from the blob store (:mod:`fatigue_guard.edge.bundle`), where the publisher put the
 bundle at promotion time, so every API replica hands out the same manifest whatever model it

@@ -1,4 +1,4 @@
-"""``POST /v1/feedback``: ground truth for a prediction (DESIGN §3)."""
+"""``POST /v1/feedback``: ground truth for a prediction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``POST /v1/predictions`` and ``POST /v1/predictions:batch`` (DESIGN §3)."""
+"""``POST /v1/predictions`` and ``POST /v1/predictions:batch``."""
 
 from __future__ import annotations
 
