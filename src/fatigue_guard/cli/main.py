@@ -16,6 +16,7 @@ from fatigue_guard.cli.db import db_app
 from fatigue_guard.cli.demo import demo
 from fatigue_guard.cli.devices import simulate_devices
 from fatigue_guard.cli.edge import export_edge
+from fatigue_guard.cli.ingest import import_app
 from fatigue_guard.cli.keys import keys_app
 from fatigue_guard.cli.models import models, promote, rollback
 from fatigue_guard.cli.monitor import monitor_app
@@ -59,6 +60,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(azureml_app, name="azureml")
+app.add_typer(import_app, name="import")
 
 if __name__ == "__main__":
     app()
