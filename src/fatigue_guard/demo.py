@@ -191,6 +191,7 @@ def prepare_home(base: Settings) -> Settings:
 
 def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> DemoSummary:
     """Every step of the product once, on embedded defaults; returns the summary rows."""
+    from fatigue_guard.lifecycle.deployments import DeploymentRecorder
     from fatigue_guard.lifecycle.registration import train_and_register
     from fatigue_guard.lifecycle.wiring import lifecycle_bus
     from fatigue_guard.simulation import CohortConfig, simulate_cohort
@@ -211,21 +212,21 @@ def run_demo(config: DemoConfig, base: Settings, say: Callable[[str], None]) -> 
     done()
 
     done = step(f"training on {len(train_frame):,} rows (search budget {config.search_budget_s}s)")
+    storage = build_storage(settings)  # first, so the first deployment gets its audit row
+    storage.upgrade()
     result = train_and_register(
         settings,
         train_frame,
         seed=config.seed,
         search_budget_s=config.search_budget_s,
         progress=say,
-        bus=lifecycle_bus(settings, audit=None),
+        bus=lifecycle_bus(settings, audit=DeploymentRecorder(storage, settings)),
     )
     done()
     if result.registered is None:
         raise RuntimeError("training registered no model")
 
-    done = step("migrating the SQL database and issuing device keys")
-    storage = build_storage(settings)
-    storage.upgrade()
+    done = step("issuing device keys")
     live = live_frame.sample(
         n=min(config.requests, len(live_frame)), random_state=config.seed
     ).sort_values("measured_at")

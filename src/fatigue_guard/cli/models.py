@@ -101,7 +101,7 @@ def promote(
     console = Console()
     settings = get_settings()
     try:
-        with _cli_bus(settings) as bus:
+        with cli_bus(settings) as bus:
             outcome = do_promote(
                 settings,
                 version,
@@ -138,7 +138,7 @@ def rollback(
     console = Console()
     settings = get_settings()
     try:
-        with _cli_bus(settings) as bus:
+        with cli_bus(settings) as bus:
             event = do_rollback(settings, actor=_actor(), reason=reason, bus=bus)
     except DeploymentError as exc:
         console.print(f"[bold red]{exc}[/]")
@@ -147,18 +147,12 @@ def rollback(
 
 
 @contextmanager
-def _cli_bus(settings: Any) -> Iterator[Any]:
-    """The bus of a promotion made by hand: the alias has moved before the SQL row is written,
-    so a database problem is a warning, not a failure; the edge bundle is published."""
-    from fatigue_guard.lifecycle.deployments import DeploymentRecorder
-    from fatigue_guard.lifecycle.wiring import lifecycle_bus
-    from fatigue_guard.storage.factory import build_storage
+def cli_bus(settings: Any) -> Iterator[Any]:
+    """The lifecycle bus of a command: see :func:`fatigue_guard.lifecycle.wiring.operator_bus`;
+    a deployment row the SQL DB did not take is a warning on stderr."""
+    from fatigue_guard.lifecycle.wiring import operator_bus
 
-    storage = build_storage(settings)
-    audit = DeploymentRecorder(storage, settings, best_effort=True)
-    try:
-        yield lifecycle_bus(settings, audit=audit)
-    finally:
-        storage.close()
+    with operator_bus(settings) as (bus, audit):
+        yield bus
     if audit.failures:
         typer.echo("warning: the deployment was not recorded in the SQL DB", err=True)

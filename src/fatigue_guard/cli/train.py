@@ -142,10 +142,10 @@ def train(
     from rich.console import Console
     from rich.table import Table
 
+    from fatigue_guard.cli.models import cli_bus
     from fatigue_guard.config import get_settings
     from fatigue_guard.contract.frame import ContractError
     from fatigue_guard.lifecycle.registration import train_and_register
-    from fatigue_guard.lifecycle.wiring import lifecycle_bus
     from fatigue_guard.model.threshold import NoThresholdMeetsFloor
     from fatigue_guard.training import TooManyInvalidRows
 
@@ -160,12 +160,13 @@ def train(
     live_frame = _read_live(settings, console, since, until) if live else None
     live_rows = 0 if live_frame is None else len(live_frame)
     try:
-        with console.status("training") as status:
+        with console.status("training") as status, cli_bus(settings) as bus:
             result = train_and_register(
                 settings,
                 data,
-                # The first version ever goes straight to production: publish its edge bundle.
-                bus=lifecycle_bus(settings, audit=None),
+                # The first version ever goes straight to production: its audit row and edge
+                # bundle follow as for any promotion.
+                bus=bus,
                 precision_floor=precision_floor,
                 seed=seed,
                 n_jobs=n_jobs,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fatigue_guard.config import Settings
 from fatigue_guard.lifecycle.bus import MessageBus
 from fatigue_guard.lifecycle.deployments import DeploymentRecorder
 from fatigue_guard.lifecycle.edge_publication import edge_publisher
 from fatigue_guard.lifecycle.gate import DeploymentEvent
+from fatigue_guard.storage.factory import build_storage
 
 
 def lifecycle_bus(
@@ -24,3 +28,16 @@ def lifecycle_bus(
     if publish_edge:
         bus.subscribe(DeploymentEvent, edge_publisher(settings))
     return bus
+
+
+@contextmanager
+def operator_bus(settings: Settings) -> Iterator[tuple[MessageBus, DeploymentRecorder]]:
+    """The bus of an alias move made by hand (a command): the audit row is best effort, since
+    the alias has moved before it is written (the caller reads ``audit.failures`` and warns),
+    and the edge bundle is published."""
+    storage = build_storage(settings)
+    audit = DeploymentRecorder(storage, settings, best_effort=True)
+    try:
+        yield lifecycle_bus(settings, audit=audit), audit
+    finally:
+        storage.close()
