@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -88,6 +89,19 @@ def problem_response(
     )
 
 
+# RFC 3986 characters a path may hold unescaped: unreserved, sub-delims, ":", "@" and "/".
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def instance_of(request: Request) -> str:
+    """The request path as a URI reference (``instance``), whatever bytes the client sent.
+
+    Starlette hands over the percent-decoded path; echoed as is, a path parameter with spaces,
+    non-ASCII letters or control characters would make ``instance`` an invalid URI reference.
+    """
+    return quote(request.url.path, safe=_PATH_SAFE)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error path (ours, FastAPI's, Starlette's, unexpected) to problem+json."""
 
@@ -98,7 +112,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.detail,
             kind=exc.kind,
             errors=exc.errors,
-            instance=request.url.path,
+            instance=instance_of(request),
             headers=exc.headers,
         )
 
@@ -113,14 +127,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.status_code,
             str(exc.detail),
             kind=HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-"),
-            instance=request.url.path,
+            instance=instance_of(request),
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Log the type only: exception text can carry request values, i.e. health data.
-        log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__)
+        # Log the type and the route template only: exception text can carry request values
+        # (health data), and paths carry user ids.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        log.error("unhandled error on %s: %s", route, type(exc).__name__)
         return problem_response(
-            500, "Internal error.", kind="internal-error", instance=request.url.path
+            500, "Internal error.", kind="internal-error", instance=instance_of(request)
         )
