@@ -28,6 +28,7 @@ from fatigue_guard.serving.openapi import install_openapi
 from fatigue_guard.serving.problems import install_problem_handlers
 from fatigue_guard.serving.routes import (
     admin,
+    dashboard,
     edge,
     feedback,
     health,
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     install_openapi(app)
     for router in (health, predictions, feedback, sync, edge, admin, me):
         app.include_router(router.router)
+    app.include_router(dashboard.router)
     # Not public: the admin routes' checks (404 without a configured token, else 401 or 403).
     metrics_guard = [] if settings.metrics_public else [Depends(require_admin)]
     app.include_router(observability.router, dependencies=metrics_guard)
