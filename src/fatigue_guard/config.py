@@ -169,6 +169,32 @@ class Settings(BaseSettings):
     monitor_tolerance_sleep_efficiency: float = Field(default=0.015, ge=0)
     monitor_tolerance_resting_hr_bpm: float = Field(default=1.0, ge=0)
     monitor_tolerance_sleep_duration_h: float = Field(default=0.15, ge=0)
+    monitor_min_persons: int = Field(
+        default=20,
+        ge=2,
+        description="People with values of a feature a window needs before its person-level "
+        "signals (per-person means, share outside the reference's range) are judged.",
+    )
+    monitor_min_segment_persons: int = Field(
+        default=8,
+        ge=2,
+        description="People a segment value needs in the window and in the reference before "
+        "its person-level tests run.",
+    )
+    monitor_person_share_excess: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Rise in the share of people outside the reference's per-person range (the "
+        "central 80 % of weekly means, each tail) that counts as drift.",
+    )
+    monitor_person_tolerances: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-feature overrides (JSON object: feature -> change in a person's weekly "
+        "mean, in the feature's unit) of the clinical tolerances that person-level and segment "
+        "shifts must reach; unset features keep the defaults of "
+        "fatigue_guard.monitoring.persons.PERSON_TOLERANCES.",
+    )
     monitor_alert_rate_tolerance: float = Field(
         default=0.25, gt=0, description="Relative change in the alert rate that is drift."
     )

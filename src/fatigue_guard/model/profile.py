@@ -4,6 +4,14 @@ Built once at training time from the rows (and out-of-sample scores and labels) 
 validated on, stored as a JSON run artifact next to the model, and loaded by the monitor. It holds
 only aggregates — bin edges and counts, moments, category counts, a score calibration map — so it
 is a few hundred kilobytes whatever the training size, and carries no personal data.
+
+Format 2 adds person-level aggregates: a person's rows are not independent draws, so the monitor
+judges people, not rows, wherever a handful of people could move a distribution. Per feature: the
+number, mean and variance of per-person means, and the central range of per-person *weekly*
+means with the share of weeks outside it (a live window is a week: its per-person means are as
+noisy as a weekly mean, not as a month's); per segment value, the same moments of its people's
+means, missing shares and out-of-range shares. Format 1 profiles still load; the monitor then
+falls back to row-level tests with design effects and skips the person-level signals.
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ from fatigue_guard.contract.features import (
     INTEGER_FEATURES,
     SEGMENT_COLUMNS,
 )
-from fatigue_guard.model.stats import bin_counts, design_effect
+from fatigue_guard.model.stats import bin_counts, design_effect, grouped_moments
 
-PROFILE_FORMAT: Final[str] = "fatigue-guard/monitor-profile/1"
+PROFILE_FORMAT: Final[str] = "fatigue-guard/monitor-profile/2"
+PROFILE_FORMAT_V1: Final[str] = "fatigue-guard/monitor-profile/1"
+SUPPORTED_FORMATS: Final[tuple[str, ...]] = (PROFILE_FORMAT, PROFILE_FORMAT_V1)
 # Run artifact path; training writes it, the monitor reads it back.
 PROFILE_ARTIFACT: Final[str] = "reference/drift_profile.json"
 # Fine bins (reference percentiles) for KS / Wasserstein; PSI groups them into deciles.
@@ -40,6 +50,15 @@ CALIBRATION_GRID: Final[np.ndarray] = np.linspace(0.0, 1.0, 201)
 # Segments: values seen fewer times than this are not profiled (no stable statistics).
 MIN_PROFILED_SEGMENT_ROWS: Final[int] = 50
 MAX_SEGMENT_VALUES: Final[int] = 50
+# Person-level statistics: a person counts once they have this many values of a feature (two
+# days of four moments), in the reference as in a live window, so both sides mean the same thing.
+PERSON_MIN_VALUES: Final[int] = 8
+# Reference weeks: per-person means over blocks as long as the live window, so their spread
+# matches that of a window's per-person means (a shorter mean is noisier).
+PERSON_BLOCK_DAYS: Final[float] = 7.0
+# The reference's per-person range: the central 80 % of weekly means. Wider ranges put only two
+# or three reference people in each tail, and the share outside then rests on those few.
+PERSON_TAIL: Final[float] = 0.1
 PHYSIOLOGY_FEATURES: Final[tuple[str, ...]] = (
     "hrv_rmssd_ms",
     "sleep_efficiency",
@@ -128,12 +147,113 @@ def _feature_profile(
         "missing_deff": design_effect(codes, np.isnan(values).astype(np.float64), groups),
         "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0,
         "out_of_range_share": float(_out_of_range(values, name).mean()) if len(values) else 0.0,
+        "out_of_range_deff": design_effect(
+            codes, _out_of_range(values, name).astype(np.float64), groups
+        ),
         **_moments(values),
         **_binning_dict(present, integer),
     }
 
 
-def _segment_profile(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _People:
+    """Row -> person codes, and row -> (person, reference week) codes where time is known."""
+
+    codes: np.ndarray
+    count: int
+    weeks: np.ndarray | None  # person-week code of each row; -1 = a week too short to use
+    week_person: np.ndarray | None  # person code of each person-week
+    week_count: int
+
+
+def _people(frame: pd.DataFrame) -> _People | None:
+    if "user_id" not in frame.columns or not len(frame):
+        return None
+    codes, uniques = pd.factorize(frame["user_id"], use_na_sentinel=False)
+    codes = codes.astype(np.int64)
+    if "measured_at" not in frame.columns:
+        return _People(codes, len(uniques), None, None, 0)
+    stamps = pd.to_datetime(frame["measured_at"], utc=True)
+    days = ((stamps - stamps.min()) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+    week = np.floor(days / PERSON_BLOCK_DAYS).astype(np.int64)
+    # The last week may be cut short by the end of the reference: keep it only when it covers at
+    # least half a week, so reference weeks are about as long as a live window.
+    last = int(week.max())
+    if float(days.max()) - last * PERSON_BLOCK_DAYS < PERSON_BLOCK_DAYS / 2 and last > 0:
+        week = np.where(week == last, -1, week)
+    key = np.where(week >= 0, codes * (last + 1) + week, -1)
+    dense, uniques_key = pd.factorize(key)
+    valid = uniques_key >= 0
+    renumber = np.cumsum(valid) - 1
+    weeks = np.where(valid[dense], renumber[dense], -1)
+    week_person = (np.asarray(uniques_key)[valid] // (last + 1)).astype(np.int64)
+    return _People(codes, len(uniques), weeks, week_person, int(valid.sum()))
+
+
+def _spread(values: np.ndarray) -> dict[str, float | int | None]:
+    """Count, mean and variance (ddof 1) of per-person values."""
+    k = len(values)
+    return {
+        "k": k,
+        "mean": float(values.mean()) if k else None,
+        "var": float(values.var(ddof=1)) if k > 1 else None,
+    }
+
+
+def _person_means(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    n, mean, _ = grouped_moments(codes, values, groups)
+    return mean[n >= PERSON_MIN_VALUES]
+
+
+def _person_profile(values: np.ndarray, people: _People) -> dict[str, Any]:
+    """Per-person means of one feature: their moments, and the reference weeks' range."""
+    out: dict[str, Any] = {
+        "min_values": PERSON_MIN_VALUES,
+        **_spread(_person_means(people.codes, values, people.count)),
+    }
+    if people.weeks is None or people.week_person is None or not people.week_count:
+        return out
+    used = people.weeks >= 0
+    n, mean, _ = grouped_moments(people.weeks[used], values[used], people.week_count)
+    keep = n >= PERSON_MIN_VALUES
+    weekly, owner = mean[keep], people.week_person[keep]
+    if len(weekly) < 2:
+        return out
+    lo, hi = np.quantile(weekly, [PERSON_TAIL, 1 - PERSON_TAIL])
+    out["block_days"] = PERSON_BLOCK_DAYS
+    out["blocks"] = len(weekly)
+    out["range"] = [float(lo), float(hi)]
+    for side, outside in (("below", weekly < lo), ("above", weekly > hi)):
+        # A person's weeks fall on the same side: the effective number of independent weeks
+        # behind the share is the number of weeks over their design effect.
+        deff = design_effect(owner, outside.astype(np.float64), people.count)
+        out[side] = float(outside.mean())
+        out[f"{side}_n_eff"] = float(len(weekly) / deff)
+    return out
+
+
+def _segment_people(
+    column_values: np.ndarray, in_segment: np.ndarray, people: _People, name: str
+) -> dict[str, Any]:
+    """Per-person moments of one feature within one segment value: means of the present values,
+    missing shares and out-of-range shares of the person's rows there."""
+    codes = people.codes[in_segment]
+    values = column_values[in_segment]
+    rows = np.bincount(codes, minlength=people.count)
+    enough = rows >= PERSON_MIN_VALUES
+    missing = np.bincount(codes, weights=np.isnan(values), minlength=people.count)
+    bad = np.bincount(codes, weights=_out_of_range(values, name), minlength=people.count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "values": _spread(_person_means(codes, values, people.count)),
+            "missing": _spread((missing / rows)[enough]),
+            "out_of_range": _spread((bad / rows)[enough]),
+        }
+
+
+def _segment_profile(
+    frame: pd.DataFrame, columns: dict[str, np.ndarray], people: _People | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for segment in SEGMENT_COLUMNS:
         if segment not in frame.columns:
@@ -146,16 +266,22 @@ def _segment_profile(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> dic
             if counts[code] < MIN_PROFILED_SEGMENT_ROWS:
                 continue
             mask = codes == code
-            values[str(uniques[code])] = {
+            entry: dict[str, Any] = {
                 "rows": int(counts[code]),
                 "features": {
                     name: {
                         **_moments(col[mask]),
                         "missing_share": float(np.isnan(col[mask]).mean()),
+                        "out_of_range_share": float(_out_of_range(col[mask], name).mean()),
                     }
                     for name, col in columns.items()
                 },
             }
+            if people is not None:
+                entry["people"] = len(np.unique(people.codes[mask]))
+                for name, col in columns.items():
+                    entry["features"][name]["persons"] = _segment_people(col, mask, people, name)
+            values[str(uniques[code])] = entry
         out[segment] = values
     return out
 
@@ -187,16 +313,19 @@ def build_reference_profile(
         if array is not None and len(array) != n:
             raise ValueError(f"{name} has {len(array)} values for {n} rows")
     columns = {name: _column(frame, name) for name in FEATURE_NAMES}
-    users = None
-    if "user_id" in frame.columns:
-        codes, uniques = pd.factorize(frame["user_id"], use_na_sentinel=False)
-        users = (codes.astype(np.int64), len(uniques))
+    people = _people(frame)
+    users = (people.codes, people.count) if people is not None else None
+    features = {name: _feature_profile(columns[name], name, users) for name in FEATURE_NAMES}
+    if people is not None:
+        for name in FEATURE_NAMES:
+            features[name]["persons"] = _person_profile(columns[name], people)
     profile: dict[str, Any] = {
         "format": PROFILE_FORMAT,
         "features_version": FEATURES_VERSION,
         "rows": n,
-        "features": {name: _feature_profile(columns[name], name, users) for name in FEATURE_NAMES},
-        "segments": _segment_profile(frame, columns),
+        "people": people.count if people is not None else None,
+        "features": features,
+        "segments": _segment_profile(frame, columns, people),
     }
     if scores is not None and n:
         s = np.asarray(scores, dtype=np.float64)
@@ -223,10 +352,10 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
-        if data.get("format") != PROFILE_FORMAT:
+        if data.get("format") not in SUPPORTED_FORMATS:
             raise ProfileError(
-                f"reference profile format {data.get('format')!r} is not {PROFILE_FORMAT!r}; "
-                "retrain the model (its run logged an older drift profile)"
+                f"reference profile format {data.get('format')!r} is not one of "
+                f"{', '.join(SUPPORTED_FORMATS)}; retrain the model"
             )
         missing = [name for name in FEATURE_NAMES if name not in data.get("features", {})]
         if missing:
@@ -284,6 +413,23 @@ class ReferenceProfile:
 
     def segment(self, column: str, value: str) -> Mapping[str, Any] | None:
         return self.data.get("segments", {}).get(column, {}).get(value)
+
+    @property
+    def has_persons(self) -> bool:
+        """Whether the profile carries person-level statistics (format 2 built with user ids);
+        without them the monitor judges rows with design effects."""
+        return self.data.get("format") == PROFILE_FORMAT and self.data.get("people") is not None
+
+    def persons(self, name: str) -> Mapping[str, Any] | None:
+        """Per-person statistics of a feature (see :func:`_person_profile`), or ``None``."""
+        return self.feature(name).get("persons") if self.has_persons else None
+
+    def segment_persons(self, column: str, value: str, name: str) -> Mapping[str, Any] | None:
+        """Per-person statistics of a feature within a segment value, or ``None``."""
+        if not self.has_persons:
+            return None
+        seg = self.segment(column, value)
+        return None if seg is None else seg["features"][name].get("persons")
 
     @property
     def positive_rate(self) -> float | None:

@@ -241,3 +241,58 @@ def design_effect_from_moments(n: np.ndarray, mean: np.ndarray, var: np.ndarray)
         return 1.0
     rho = min(max((msb - msw) / denominator, 0.0), 1.0)
     return max(1.0, 1.0 + (m0 - 1) * rho)
+
+
+def welch_pvalue(
+    mean_a: float, var_a: float, n_a: float, mean_b: float, var_b: float, n_b: float
+) -> tuple[float, float]:
+    """``(p, df)``: two-sided Welch t-test that two means are equal, from summary moments.
+
+    Student's t with the Welch-Satterthwaite degrees of freedom rather than the normal: a
+    segment may hold only twenty people, where the normal tail is several times too thin. With
+    no spread on either side the means are known exactly: p is 0 when they differ.
+    """
+    if n_a < 2 or n_b < 2 or not (math.isfinite(mean_a) and math.isfinite(mean_b)):
+        return 1.0, 0.0
+    va, vb = max(var_a, 0.0) / n_a, max(var_b, 0.0) / n_b
+    se2 = va + vb
+    if se2 <= 0:
+        return (1.0 if mean_a == mean_b else 0.0), math.inf
+    df = se2 * se2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
+    t = abs(mean_a - mean_b) / math.sqrt(se2)
+    return float(min(1.0, 2 * special.stdtr(df, -t))), float(df)
+
+
+def minimum_effect_pvalue(difference: float, standard_error: float, tolerance: float) -> float:
+    """One-sided p-value that ``|difference|`` exceeds ``tolerance`` (a minimum-effect test).
+
+    Below 0.025 exactly when the 95 % interval of the difference lies wholly beyond the
+    tolerance; as a p-value it can join the run's false-discovery control.
+    """
+    if not math.isfinite(difference) or standard_error <= 0 or not math.isfinite(standard_error):
+        return 1.0 if abs(difference) <= tolerance or not math.isfinite(difference) else 0.0
+    return normal_sf((abs(difference) - tolerance) / standard_error)
+
+
+def beta_binomial_sf(successes: float, n: float, a: float, b: float) -> float:
+    """``P(X >= successes)`` for ``X ~ BetaBinomial(n, a, b)``.
+
+    The predictive distribution of a count among ``n`` new units when the rate is only known
+    from a reference sample (posterior ``Beta(a, b)``): the reference's own sampling error widens
+    the tail, which a binomial with the rate taken as exact would ignore.
+    """
+    n = round(n)
+    x = max(math.ceil(successes - 1e-9), 0)
+    if x <= 0:
+        return 1.0
+    if x > n or a <= 0 or b <= 0:
+        return 0.0
+    k = np.arange(x, n + 1, dtype=np.float64)
+    log_pmf = (
+        special.gammaln(n + 1)
+        - special.gammaln(k + 1)
+        - special.gammaln(n - k + 1)
+        + special.betaln(k + a, n - k + b)
+        - special.betaln(a, b)
+    )
+    return float(min(1.0, np.exp(log_pmf).sum()))

@@ -133,6 +133,10 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
 def render_html(report: MonitorReport, *, psi_threshold: float) -> str:
     """The whole report as an HTML page."""
     d = report.decision
@@ -179,7 +183,9 @@ def render_html(report: MonitorReport, *, psi_threshold: float) -> str:
             q.rows,
             f"{q.missing_share:.3f}",
             f"{q.out_of_range_share:.4f}",
-            ", ".join(f"{i['feature']} ({i['issue']})" for i in q.issues),
+            ", ".join(
+                f"{i['feature']} ({i['issue']} {i['share']} vs {i['reference']})" for i in q.issues
+            ),
         ]
         for q in report.quality
     ]
@@ -216,6 +222,27 @@ def render_html(report: MonitorReport, *, psi_threshold: float) -> str:
                 for p in report.physiology
             ],
             ["feature", "reference", "current", "diff low", "diff high", "tolerance", "flagged"],
+        ),
+        "<h2>People</h2>",
+        "<p>Per-person means in the window against the reference's people: their mean, and the "
+        "share of people below / above the reference's central range of weekly means.</p>",
+        _table(
+            [
+                [
+                    p.name,
+                    f"{p.people_reference} / {p.people_current}",
+                    _fmt(p.reference_mean),
+                    _fmt(p.current_mean),
+                    "; ".join(
+                        f"{t.side} {t.edge:.4g}: {t.reference_share:.2f} / {t.current_share:.2f}"
+                        for t in p.tails
+                    ),
+                    p.tolerance,
+                    "yes" if p.flagged else "",
+                ]
+                for p in report.persons
+            ],
+            ["feature", "people ref / cur", "reference", "current", "tails", "tolerance", "flag"],
         ),
         "<h2>Predictions</h2>",
         f"<p>alert rate {pred['alert_rate_current']} vs reference "

@@ -21,17 +21,14 @@ import pandas as pd
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURES_VERSION
 from fatigue_guard.model.profile import ReferenceProfile
+from fatigue_guard.monitoring.decision import decide
 from fatigue_guard.monitoring.html import render_html
 from fatigue_guard.monitoring.live import read_live_window
 from fatigue_guard.monitoring.performance import performance
+from fatigue_guard.monitoring.persons import person_shifts, person_tolerances
 from fatigue_guard.monitoring.report import Decision, MonitorReport, breach_reasons
-from fatigue_guard.monitoring.segments import attribute, data_quality, segment_screen
-from fatigue_guard.monitoring.signals import (
-    decide,
-    feature_drifts,
-    physiology_shifts,
-    prediction_drift,
-)
+from fatigue_guard.monitoring.segments import data_quality, out_of_range_rows, segment_tests
+from fatigue_guard.monitoring.signals import feature_drifts, physiology_shifts, prediction_drift
 from fatigue_guard.monitoring.window import SCORE_COLUMN, prepare_window
 from fatigue_guard.registry.models import load_reference_profile
 
@@ -138,19 +135,21 @@ def run_monitor(
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    features = feature_drifts(reference, data)
+    tolerances = person_tolerances(settings)
+    bad = out_of_range_rows(data)
+    features = feature_drifts(reference, data, bad)
     prediction = prediction_drift(reference, data, threshold)
-    decide(features, prediction, data, settings)
-    segment_screen(features, reference, data, settings)
-    for drift in features:
-        if drift.drifted:
-            attribute(drift, reference, data, settings)
     physiology = physiology_shifts(reference, data, settings)
-    quality = data_quality(reference, data, settings)
+    persons = {p.name: p for p in person_shifts(reference, data, settings)}
+    segments = segment_tests(features, persons, reference, data, settings, tolerances, bad)
+    tests = decide(
+        features, prediction, physiology, persons, segments, reference, data, settings, bad
+    )
+    quality = data_quality(data, settings, segments, bad)
     perf = performance(reference, data, threshold, floor, settings)
     timings["signals"] = time.perf_counter() - clock
 
-    reasons = breach_reasons(features, physiology, prediction, perf)
+    reasons = breach_reasons(features, physiology, prediction, perf, list(persons.values()))
     report = MonitorReport(
         window_start=start,
         window_end=end,
@@ -163,6 +162,8 @@ def run_monitor(
         physiology=physiology,
         prediction=prediction,
         quality=quality,
+        persons=list(persons.values()),
+        tests=tests,
         performance=perf,
         decision=Decision(breach=bool(reasons), reasons=reasons),
         features_version=FEATURES_VERSION,

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fatigue_guard.monitoring.performance import Performance
+from fatigue_guard.monitoring.persons import PersonShift
 from fatigue_guard.monitoring.segments import SegmentQuality
 from fatigue_guard.monitoring.signals import DistributionDrift, PhysiologyShift, PredictionDrift
 
@@ -59,6 +60,8 @@ class MonitorReport:
     performance: Performance
     decision: Decision
     features_version: int = 1
+    persons: list[PersonShift] = field(default_factory=list)
+    tests: int = 0  # size of the run's false-discovery family
     rejections: Mapping[str, int] | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     id: int | None = None
@@ -85,6 +88,8 @@ class MonitorReport:
             "decision": self.decision.as_dict(),
             "features": [f.as_dict() for f in self.features],
             "physiology": [p.as_dict() for p in self.physiology],
+            "persons": [p.as_dict() for p in self.persons],
+            "tests": self.tests,
             "prediction": self.prediction.as_dict(),
             "performance": self.performance.as_dict(),
             "data_quality": {
@@ -102,11 +107,23 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _where(segments: list[dict[str, Any]], share: bool = False) -> str:
+    if not segments:
+        return "population-wide"
+    if share:
+        return ", ".join(
+            f"{s['column']}={s['value']} {s['current']:.3f} vs {s['reference']:.3f}"
+            for s in segments
+        )
+    return ", ".join(f"{s['column']}={s['value']}" for s in segments)
+
+
 def breach_reasons(
     features: list[DistributionDrift],
     physiology: list[PhysiologyShift],
     prediction: PredictionDrift,
     performance: Performance,
+    persons: list[PersonShift] | None = None,
 ) -> list[str]:
     """One sentence per fired signal, most actionable first (performance, then drift)."""
     reasons: list[str] = []
@@ -128,20 +145,24 @@ def breach_reasons(
             f"{_f(p.estimated_precision_labelled)}, event rate {_f(p.event_rate)} vs expected "
             f"{_f(p.expected_event_rate_labelled)} ({p.labels} labels)"
         )
+    by_people = {p.name: p for p in persons or [] if p.flagged}
     for f in features:
-        if f.drifted:
-            where = (
-                ", ".join(f"{s['column']}={s['value']}" for s in f.segments)
-                if f.segments
-                else "population-wide"
-            )
+        if f.drifted and (f.detected_in != "persons" or f.segments):
             reasons.append(
                 f"feature drift: {f.name} (PSI {f.psi:.3f}, Wasserstein {f.wasserstein:.2f} sd, "
-                f"{f.test} p={f.p_value:.1e}; {where})"
+                f"{f.test} p={f.p_value:.1e}; {_where(f.segments)})"
             )
+        if f.name in by_people:
+            reasons.append(by_people[f.name].describe())
         if f.missing_drifted:
             reasons.append(
-                f"missing share: {f.name} {f.missing_current:.3f} vs {f.missing_reference:.3f}"
+                f"missing share: {f.name} {f.missing_current:.3f} vs {f.missing_reference:.3f} "
+                f"({_where(f.missing_segments, share=True)})"
+            )
+        if f.range_drifted:
+            reasons.append(
+                f"out of range: {f.name} {f.out_of_range_current:.3f} vs "
+                f"{f.out_of_range_reference:.3f} ({_where(f.range_segments, share=True)})"
             )
     for ph in physiology:
         if ph.flagged:

@@ -1,17 +1,28 @@
-"""Which segments carry a shift, and data quality by segment.
+"""Which segments carry a shift: feature values, missing shares and out-of-range shares.
 
-A firmware bug on one device model moves the population mean a little and that model's mean a
-lot. For each drifted feature, every segment value (device_model, platform, app_version) is
-compared with its *own* reference; a value is named when its shift is significant, large in
-reference standard deviations, and at least ``monitor_segment_min_lift`` times the population's
-shift. When no value stands out, the drift is population-wide. Every per-segment statistic comes
-from the window's column summaries (:mod:`fatigue_guard.monitoring.summary`): computed once per
-column, read here by the screen, the attribution and data quality alike, with no pass over rows.
+A firmware bug on one device model moves the population a little and that model a lot; an app
+release that stops sending a field raises the missing share of its own users only. For every
+feature, every segment value (device_model, platform, app_version) is compared with its *own*
+reference, three ways: the feature's values, its missing share and its out-of-range share.
+
+People are the unit. A segment holds some tens of people, and a few people's habits move a
+segment's rows by chance; so each test compares the window's per-person means (or per-person
+shares) in the segment with the reference's people in that segment (Welch t on people). Every
+test's p-value joins the run's Benjamini-Hochberg family (:func:`fatigue_guard.monitoring.signals.
+decide`), and a segment value is **named** only when its test survives it, its shift reaches the
+feature's clinical tolerance (values) or ``monitor_missing_tolerance`` (shares), and the shift is
+at least ``monitor_segment_min_lift`` times the population's. A feature whose population did not
+move enough is still flagged when one of its segments is named.
+
+Profiles of format 1 (no person-level statistics) and windows without user ids fall back to
+row-level tests with the population's design effects. Every per-segment statistic comes from the
+window's column summaries (:mod:`fatigue_guard.monitoring.summary`): no further pass over rows.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,119 +30,401 @@ import numpy as np
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_BY_NAME
-from fatigue_guard.model.profile import ReferenceProfile
-from fatigue_guard.model.stats import normal_sf
+from fatigue_guard.model.profile import PERSON_MIN_VALUES, ReferenceProfile
+from fatigue_guard.model.stats import normal_sf, two_proportion_pvalue, welch_pvalue
+from fatigue_guard.monitoring.persons import PersonShift
 from fatigue_guard.monitoring.signals import DistributionDrift
 from fatigue_guard.monitoring.window import Window
+
+VALUE, MISSING, OUT_OF_RANGE = "value", "missing", "out_of_range"
 
 
 def _z_pvalue(diff: float, se: float) -> float:
     if se <= 0 or not math.isfinite(se):
-        return 1.0
+        return 1.0 if diff == 0 else 0.0
     return 2 * normal_sf(abs(diff) / se)
 
 
-def _segment_shifts(
-    name: str, reference: ReferenceProfile, window: Window, s: Settings, deffs: tuple[float, float]
-) -> tuple[float, list[dict[str, Any]]]:
-    """Population shift of ``name`` (reference sd units) and each segment value's own shift
-    against that segment's reference, with a design-effect-corrected p-value."""
-    summary = window.summary(name)
-    ref_all = reference.feature(name)
-    if ref_all.get("mean") is None or not ref_all.get("var") or summary.mean is None:
-        return 0.0, []
-    population_shift = float((summary.mean - ref_all["mean"]) / math.sqrt(ref_all["var"]))
-    deff_cur, deff_ref = deffs
-    candidates: list[dict[str, Any]] = []
-    for column, segment in window.segments.items():
-        moments = summary.segments[column]
-        n, mean, var = moments.n, moments.mean, moments.var
-        for code, value in enumerate(segment.values):
-            ref = reference.segment(column, value)
-            if ref is None or n[code] < s.monitor_min_segment_samples:
-                continue
-            ref_f = ref["features"][name]
-            if ref_f.get("mean") is None or not ref_f.get("var") or ref_f["n"] < 2:
-                continue
-            ref_sd = math.sqrt(ref_f["var"])
-            shift = float((mean[code] - ref_f["mean"]) / ref_sd)
-            se = (
-                math.sqrt(var[code] * deff_cur / n[code] + ref_f["var"] * deff_ref / ref_f["n"])
-                / ref_sd
-            )
-            candidates.append(
-                {
-                    "column": column,
-                    "value": value,
-                    "n": int(n[code]),
-                    "weight": float(n[code] / summary.n),
-                    "shift_sd": shift,
-                    "p_value": _z_pvalue(shift, se),
-                    "lift": float(abs(shift) / max(abs(population_shift), 1e-9)),
-                }
-            )
-    return population_shift, candidates
+def _r(value: float) -> float:
+    return round(float(value), 5) if math.isfinite(value) else value
 
 
-def _rounded(c: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in c.items()}
+@dataclass
+class SegmentTest:
+    """One (feature, segment value) comparison with that segment's reference."""
+
+    signal: str  # VALUE | MISSING | OUT_OF_RANGE
+    feature: str
+    column: str
+    value: str
+    code: int  # the value's code in the window's segment column
+    unit: str  # "persons" (per-person means or shares) | "rows" (row level, design effects)
+    n: int  # people (or rows) in the window's segment
+    reference: float  # mean of per-person means / shares (or row mean / share)
+    current: float
+    p_value: float
+    population_shift: float  # the same statistic's shift over the whole population
+    tolerance: float
+    named: bool = False
+
+    @property
+    def shift(self) -> float:
+        return self.current - self.reference
+
+    @property
+    def lift(self) -> float:
+        return abs(self.shift) / max(abs(self.population_shift), 1e-9)
+
+    def large(self, s: Settings) -> bool:
+        return abs(self.shift) >= self.tolerance and self.lift >= s.monitor_segment_min_lift
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "value": self.value,
+            "signal": self.signal,
+            "unit": self.unit,
+            "n": self.n,
+            "reference": _r(self.reference),
+            "current": _r(self.current),
+            "shift": _r(self.shift),
+            "tolerance": self.tolerance,
+            "lift": _r(min(self.lift, 1e6)),
+            "p_value": round(self.p_value, 8),
+        }
 
 
-def segment_screen(
-    features: list[DistributionDrift], reference: ReferenceProfile, window: Window, s: Settings
-) -> None:
-    """Flag features that did not drift in the population but did within a segment.
+def out_of_range(values: np.ndarray, name: str) -> np.ndarray:
+    spec = FEATURES_BY_NAME[name]
+    with np.errstate(invalid="ignore"):
+        upper = values >= spec.maximum if spec.maximum_exclusive else values > spec.maximum
+        return (values < spec.minimum) | upper
 
-    A firmware bug on a device model with a fifth of the users is diluted five-fold in the
-    population; tested against its own reference it is plain. Every (feature, segment value)
-    is a test: Bonferroni across all of them, and the shift must reach
-    ``monitor_segment_shift_sd`` reference standard deviations.
+
+def _may_be_out_of_range(values: np.ndarray, name: str) -> bool:
+    spec = FEATURES_BY_NAME[name]
+    if not len(values):
+        return False
+    # fmin / fmax skip NaN; an all-NaN column gives NaN, and NaN compares False: in range.
+    low, high = float(np.fmin.reduce(values)), float(np.fmax.reduce(values))
+    return bool(low < spec.minimum or high >= spec.maximum)
+
+
+def out_of_range_rows(window: Window) -> dict[str, np.ndarray]:
+    """Per-row out-of-range masks of the features that have any such row."""
+    # Live data passed the API's contract check, so out-of-range values are rare: a column's
+    # extremes (two fast reductions) rule most features out before any per-row mask.
+    return {
+        name: out_of_range(values, name)
+        for name, values in window.features.items()
+        if _may_be_out_of_range(values, name)
+    }
+
+
+def _spread(values: np.ndarray) -> tuple[int, float, float]:
+    k = len(values)
+    return (
+        k,
+        (float(values.mean()) if k else math.nan),
+        (float(values.var(ddof=1)) if k > 1 else 0.0),
+    )
+
+
+def _welch(
+    signal: str,
+    feature: str,
+    column: str,
+    value: str,
+    code: int,
+    current: np.ndarray,
+    ref: Mapping[str, Any],
+    population_shift: float,
+    tolerance: float,
+) -> SegmentTest:
+    k, mean, var = _spread(current)
+    p, _ = welch_pvalue(mean, var, k, float(ref["mean"]), float(ref["var"] or 0.0), float(ref["k"]))
+    return SegmentTest(
+        signal, feature, column, value, code, "persons", k, float(ref["mean"]), mean, p,
+        population_shift, tolerance,
+    )  # fmt: skip
+
+
+def segment_tests(
+    features: list[DistributionDrift],
+    persons: Mapping[str, PersonShift],
+    reference: ReferenceProfile,
+    window: Window,
+    s: Settings,
+    tolerances: Mapping[str, float],
+    bad: Mapping[str, np.ndarray],
+) -> list[SegmentTest]:
+    """Every testable (feature, segment value) comparison, undecided.
+
+    Testable: the segment value has ``monitor_min_segment_samples`` rows, a reference, enough
+    people on both sides, and, for a share, some missing (out-of-range) value on either side.
+    These filters look at the data's volume, never at its values' shift, so they do not bias the
+    false-discovery control.
     """
     if window.rows < s.monitor_min_samples:
-        return
-    pending = [
-        (f, _segment_shifts(f.name, reference, window, s, (f.deff_current, f.deff_reference)))
-        for f in features
-        if not f.drifted
-    ]
-    tests = sum(len(c) for _, (_, c) in pending)
-    alpha = s.monitor_fdr / max(tests, 1)
-    for drift, (_, candidates) in pending:
-        hits = [
-            c
-            for c in candidates
-            if c["p_value"] < alpha and abs(c["shift_sd"]) >= s.monitor_segment_shift_sd
-        ]
-        if hits:
-            drift.drifted = True
-            drift.detected_in = "segment"
+        return []
+    by_name = {f.name: f for f in features}
+    out: list[SegmentTest] = []
+    for name in FEATURE_NAMES:
+        drift = by_name[name]
+        summary = window.summary(name)
+        ref_all = reference.feature(name)
+        person = persons.get(name)
+        value_shift = person.difference if person is not None else None
+        if value_shift is None and summary.mean is not None and ref_all.get("mean") is not None:
+            value_shift = summary.mean - float(ref_all["mean"])
+        missing_shift = drift.missing_current - drift.missing_reference
+        range_shift = drift.out_of_range_current - drift.out_of_range_reference
+        pair_bad = (
+            np.bincount(window.grouping.codes, weights=bad[name], minlength=window.grouping.pairs)
+            if name in bad
+            else None
+        )
+        for column, segment in window.segments.items():
+            rows = summary.segments[column].rows
+            cells = (summary.segment_persons or {}).get(column)
+            bad_cells = (
+                window.grouping.cell_sums(column, pair_bad)
+                if pair_bad is not None and cells is not None
+                else None
+            )
+            for code, value in enumerate(segment.values):
+                seg = reference.segment(column, value)
+                if seg is None or rows[code] < s.monitor_min_segment_samples:
+                    continue
+                ref_people = reference.segment_persons(column, value, name)
+                if ref_people is not None and cells is not None:
+                    out.extend(
+                        _person_tests(
+                            name, column, value, code, cells, bad_cells, ref_people, s,
+                            (value_shift, missing_shift, range_shift), tolerances[name],
+                        )
+                    )  # fmt: skip
+                else:
+                    out.extend(
+                        _row_tests(
+                            name, column, value, code, window, seg, drift, s,
+                            (value_shift, missing_shift, range_shift), bad.get(name),
+                        )
+                    )  # fmt: skip
+    return out
 
 
-def attribute(
-    drift: DistributionDrift, reference: ReferenceProfile, window: Window, s: Settings
-) -> None:
-    """Fill ``drift.segments`` (named values, largest lift first) and ``drift.scope``."""
-    _, candidates = _segment_shifts(
-        drift.name, reference, window, s, (drift.deff_current, drift.deff_reference)
+def _person_tests(
+    name: str,
+    column: str,
+    value: str,
+    code: int,
+    cells: Any,
+    bad_cells: np.ndarray | None,
+    ref: Mapping[str, Any],
+    s: Settings,
+    shifts: tuple[float | None, float, float],
+    tolerance: float,
+) -> list[SegmentTest]:
+    value_shift, missing_shift, range_shift = shifts
+    mine = cells.value == code
+    minimum = PERSON_MIN_VALUES
+    out = []
+    enough_values = mine & (cells.n >= minimum)
+    ref_values = ref["values"]
+    if (
+        value_shift is not None
+        and enough_values.sum() >= s.monitor_min_segment_persons
+        and ref_values["k"] >= s.monitor_min_segment_persons
+        and ref_values["mean"] is not None
+    ):
+        means = cells.total[enough_values] / cells.n[enough_values]
+        out.append(
+            _welch(VALUE, name, column, value, code, means, ref_values, value_shift, tolerance)
+        )
+    enough_rows = mine & (cells.rows >= minimum)
+    if enough_rows.sum() < s.monitor_min_segment_persons:
+        return out
+    rows = cells.rows[enough_rows]
+    shares = {
+        MISSING: (rows - cells.n[enough_rows]) / rows,
+        OUT_OF_RANGE: (bad_cells[enough_rows] / rows) if bad_cells is not None else None,
+    }
+    for signal, shift in ((MISSING, missing_shift), (OUT_OF_RANGE, range_shift)):
+        ref_share = ref[signal]
+        current = shares[signal]
+        if current is None:
+            current = np.zeros(len(rows))
+        if ref_share["k"] < s.monitor_min_segment_persons or ref_share["mean"] is None:
+            continue
+        if not current.any() and not ref_share["mean"]:
+            continue  # nothing missing (out of range) on either side: nothing to test
+        out.append(
+            _welch(
+                signal, name, column, value, code, current, ref_share, shift,
+                s.monitor_missing_tolerance,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _row_tests(
+    name: str,
+    column: str,
+    value: str,
+    code: int,
+    window: Window,
+    seg: Mapping[str, Any],
+    drift: DistributionDrift,
+    s: Settings,
+    shifts: tuple[float | None, float, float],
+    bad: np.ndarray | None,
+) -> list[SegmentTest]:
+    """Row-level fallback: the segment's moments and shares against its reference, with the
+    population's design effects standing in for the segment's."""
+    value_shift, missing_shift, range_shift = shifts
+    moments = window.summary(name).segments[column]
+    ref_f = seg["features"][name]
+    n, rows, ref_rows = float(moments.n[code]), float(moments.rows[code]), float(seg["rows"])
+    out = []
+    if (
+        value_shift is not None
+        and n >= 2
+        and ref_f.get("mean") is not None
+        and ref_f.get("var")
+        and ref_f["n"] >= 2
+    ):
+        ref_sd = math.sqrt(ref_f["var"])
+        se = math.sqrt(
+            moments.var[code] * drift.deff_current / n
+            + ref_f["var"] * drift.deff_reference / ref_f["n"]
+        )
+        mean = float(moments.mean[code])
+        out.append(
+            SegmentTest(
+                VALUE, name, column, value, code, "rows", int(n), float(ref_f["mean"]), mean,
+                _z_pvalue(mean - float(ref_f["mean"]), se), value_shift,
+                s.monitor_segment_shift_sd * ref_sd,
+            )
+        )  # fmt: skip
+    missing = (rows - n) / rows if rows else 0.0
+    bad_share = (
+        float(np.bincount(window.segments[column].codes, weights=bad)[code] / rows)
+        if bad is not None and rows
+        else 0.0
     )
-    # Bonferroni over the segment tests of this feature: few tests, and naming a wrong segment
-    # sends people to the wrong team, so err on the conservative side.
-    alpha = s.monitor_fdr / max(len(candidates), 1)
-    named = [
-        _rounded(c)
-        for c in candidates
-        if c["p_value"] < alpha
-        and abs(c["shift_sd"]) >= s.monitor_wasserstein_threshold
-        and c["lift"] >= s.monitor_segment_min_lift
-    ]
-    named.sort(key=lambda c: -c["lift"])
-    drift.segments = named
-    drift.scope = "segment" if named else "population"
+    for signal, current, ref_share, deff, shift in (
+        (MISSING, missing, float(ref_f["missing_share"]), drift.missing_deff, missing_shift),
+        (
+            OUT_OF_RANGE, bad_share, float(ref_f.get("out_of_range_share", 0.0)),
+            drift.out_of_range_deff, range_shift,
+        ),
+    ):  # fmt: skip
+        if not current and not ref_share:
+            continue
+        n_cur, n_ref = rows / deff, ref_rows / deff
+        p = two_proportion_pvalue(current * n_cur, n_cur, ref_share * n_ref, n_ref)
+        out.append(
+            SegmentTest(
+                signal, name, column, value, code, "rows", int(rows), ref_share, current, p, shift,
+                s.monitor_missing_tolerance,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _residual(
+    t: SegmentTest,
+    without: SegmentTest,
+    reference: ReferenceProfile,
+    window: Window,
+    bad: Mapping[str, np.ndarray],
+) -> SegmentTest | None:
+    """``t`` tested again on its people's rows outside ``without``'s segment value (``None``
+    when no person keeps enough rows there)."""
+    grouping = window.grouping
+    summary = window.summary(t.feature)
+    assert summary.pair_n is not None and summary.pair_total is not None
+    outside = (grouping.segments[without.column] != without.code).astype(np.float64)
+    cells, cell_values = grouping.person_cells[t.column]
+    mine = cell_values == t.code
+
+    def sums(per_pair: np.ndarray) -> np.ndarray:
+        return np.bincount(cells, weights=per_pair * outside, minlength=len(cell_values))
+
+    ref = reference.segment_persons(t.column, t.value, t.feature)
+    assert ref is not None
+    n, rows = sums(summary.pair_n), sums(grouping.rows)
+    if t.signal == VALUE:
+        keep = mine & (n >= PERSON_MIN_VALUES)
+        current = sums(summary.pair_total)[keep] / n[keep]
+    else:
+        keep = mine & (rows >= PERSON_MIN_VALUES)
+        if t.signal == MISSING:
+            current = (rows[keep] - n[keep]) / rows[keep]
+        else:
+            pair_bad = np.bincount(grouping.codes, weights=bad[t.feature], minlength=grouping.pairs)
+            current = sums(pair_bad)[keep] / rows[keep]
+    if len(current) < 2:
+        return None
+    stats = ref["values"] if t.signal == VALUE else ref[t.signal]
+    return _welch(
+        t.signal, t.feature, t.column, t.value, t.code, current, stats, t.population_shift,
+        t.tolerance,
+    )  # fmt: skip
+
+
+def explain_away(
+    tests: list[SegmentTest],
+    reference: ReferenceProfile,
+    window: Window,
+    s: Settings,
+    bad: Mapping[str, np.ndarray],
+    cutoff: float,
+) -> None:
+    """Un-name segment values whose shift is carried by a more specific named value.
+
+    Segment columns overlap: when one app version stops sending a field, a device model whose
+    users happen to run that version more often than others sees its missing share rise too. The
+    value with the largest lift is kept; any other named value of another column is tested again
+    on its people's rows outside the kept value and stays named only if that test still passes
+    ``cutoff`` (the run's Benjamini-Hochberg critical value) and its effect sizes. Row-level
+    tests (format 1 profiles) have no per-person sums to do this with.
+    """
+    groups: dict[tuple[str, str], list[SegmentTest]] = {}
+    for t in tests:
+        if t.named and t.unit == "persons":
+            groups.setdefault((t.feature, t.signal), []).append(t)
+    for hits in groups.values():
+        hits.sort(key=lambda t: -t.lift)
+        kept: list[SegmentTest] = []
+        for t in hits:
+            for k in kept:
+                if k.column == t.column:
+                    continue
+                residual = _residual(t, k, reference, window, bad)
+                if (
+                    residual is None
+                    or residual.n < s.monitor_min_segment_persons
+                    or residual.p_value > cutoff
+                    or not residual.large(s)
+                ):
+                    t.named = False
+                    break
+            if t.named:
+                kept.append(t)
+
+
+def named(tests: list[SegmentTest], feature: str, signal: str) -> list[dict[str, Any]]:
+    """The named segment values of one feature and signal, largest lift first."""
+    hits = [t for t in tests if t.named and t.feature == feature and t.signal == signal]
+    hits.sort(key=lambda t: -t.lift)
+    return [t.as_dict() for t in hits]
 
 
 @dataclass
 class SegmentQuality:
-    """Missing and out-of-range shares of one segment value."""
+    """Missing and out-of-range shares of one segment value, and its named data-quality tests."""
 
     column: str
     value: str
@@ -151,86 +444,47 @@ class SegmentQuality:
         }
 
 
-def _out_of_range(values: np.ndarray, name: str) -> np.ndarray:
-    spec = FEATURES_BY_NAME[name]
-    with np.errstate(invalid="ignore"):
-        upper = values >= spec.maximum if spec.maximum_exclusive else values > spec.maximum
-        return (values < spec.minimum) | upper
-
-
-def _may_be_out_of_range(values: np.ndarray, name: str) -> bool:
-    spec = FEATURES_BY_NAME[name]
-    if not len(values):
-        return False
-    # fmin / fmax skip NaN; an all-NaN column gives NaN, and NaN compares False: in range.
-    low, high = float(np.fmin.reduce(values)), float(np.fmax.reduce(values))
-    return bool(low < spec.minimum or high >= spec.maximum)
-
-
-def data_quality(reference: ReferenceProfile, window: Window, s: Settings) -> list[SegmentQuality]:
-    """Per segment value: missing / out-of-range shares, and the features whose missing share
-    rose past ``monitor_missing_tolerance`` against that segment's reference (or whose values
-    are out of the contract's range in that share of rows)."""
+def data_quality(
+    window: Window, s: Settings, tests: list[SegmentTest], bad: Mapping[str, np.ndarray]
+) -> list[SegmentQuality]:
+    """Per segment value: missing and out-of-range shares, and the features whose missing or
+    out-of-range share was named for that value (the same decisions as the breach reasons)."""
     if not window.rows:
         return []
-    # Live data passed the API's contract check, so out-of-range values are rare: a column's
-    # extremes (two fast reductions) rule most features out before any per-row mask.
-    bad = {
-        name: _out_of_range(values, name)
-        for name, values in window.features.items()
-        if _may_be_out_of_range(values, name)
-    }
     any_bad = np.logical_or.reduce(list(bad.values())) if bad else np.zeros(window.rows, bool)
+    issues: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for t in tests:
+        if t.named and t.signal != VALUE:
+            issues.setdefault((t.column, t.value), []).append(
+                {
+                    "feature": t.feature,
+                    "issue": t.signal,
+                    "share": round(t.current, 5),
+                    "reference": round(t.reference, 5),
+                    "unit": t.unit,
+                }
+            )
     out: list[SegmentQuality] = []
     for column, segment in window.segments.items():
         groups = len(segment.values)
         rows = window.grouping.segment_rows(column)
-        zeros = np.zeros(groups)
-        moments = {name: window.summary(name).segments[column] for name in FEATURE_NAMES}
-        miss = {name: m.rows - m.n for name, m in moments.items()}
-        oor = {n: np.bincount(segment.codes, weights=b, minlength=groups) for n, b in bad.items()}
-        oor = {n: oor.get(n, zeros) for n in FEATURE_NAMES}
+        missing = sum(
+            window.summary(name).segments[column].rows - window.summary(name).segments[column].n
+            for name in FEATURE_NAMES
+        )
         any_oor = np.bincount(segment.codes, weights=any_bad, minlength=groups)
-        tests = groups * len(FEATURE_NAMES)
         for code, value in enumerate(segment.values):
             n = rows[code]
             if n < s.monitor_min_segment_samples:
                 continue
-            ref = reference.segment(column, value)
-            issues = []
-            for name in FEATURE_NAMES:
-                share = miss[name][code] / n
-                oor_share = oor[name][code] / n
-                if oor_share >= s.monitor_missing_tolerance:
-                    issues.append({"feature": name, "issue": "out_of_range", "share": oor_share})
-                if ref is None:
-                    continue
-                ref_share = float(ref["features"][name]["missing_share"])
-                ref_n = float(ref["rows"])
-                se = math.sqrt(
-                    max(share * (1 - share) / n + ref_share * (1 - ref_share) / ref_n, 1e-12)
-                )
-                rise = share - ref_share
-                if (
-                    rise >= s.monitor_missing_tolerance
-                    and _z_pvalue(rise, se) < s.monitor_fdr / tests
-                ):
-                    issues.append(
-                        {
-                            "feature": name,
-                            "issue": "missing",
-                            "share": round(share, 5),
-                            "reference": round(ref_share, 5),
-                        }
-                    )
             out.append(
                 SegmentQuality(
                     column=column,
                     value=value,
                     rows=int(n),
-                    missing_share=float(np.mean([miss[m][code] for m in FEATURE_NAMES]) / n),
+                    missing_share=float(missing[code] / len(FEATURE_NAMES) / n),
                     out_of_range_share=float(any_oor[code] / n),
-                    issues=issues,
+                    issues=issues.get((column, value), []),
                 )
             )
     return out

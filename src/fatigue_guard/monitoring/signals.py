@@ -1,11 +1,12 @@
 """Drift signals of a live window against the reference profile.
 
 Per feature: PSI on the reference's decile bins, KS distance and normalised Wasserstein on its
-percentile bins (continuous) or a chi-squared test (counts), and the missing share. Population
-physiology: four means with intervals against a tolerance. Prediction drift: the score
-distribution and the alert rate. Each signal carries an effect size and a p-value; a drift is
-flagged only when the effect passes its threshold *and* the test survives Benjamini-Hochberg
-across every test of the run *and* the window has the minimum number of rows.
+percentile bins (continuous) or a chi-squared test (counts), the missing share and the
+out-of-range share. Population physiology: four means with intervals against a tolerance.
+Prediction drift: the score distribution and the alert rate. Each signal carries an effect size
+and a p-value; :mod:`fatigue_guard.monitoring.decision` flags it only when the effect passes its
+threshold *and* the test survives Benjamini-Hochberg across every test of the run *and* the
+window has the minimum number of rows.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.model.profile import PHYSIOLOGY_FEATURES, Binning, ReferenceProfile
 from fatigue_guard.model.stats import (
-    benjamini_hochberg,
     bin_counts,
     binned_ks,
     binned_wasserstein,
     chi2_pvalue,
     ks_pvalue,
     mean_difference_interval,
+    minimum_effect_pvalue,
     psi,
     two_proportion_pvalue,
 )
@@ -51,15 +52,26 @@ class DistributionDrift:
     missing_reference: float = 0.0
     missing_current: float = 0.0
     missing_p_value: float = 1.0
+    out_of_range_reference: float = 0.0
+    out_of_range_current: float = 0.0
+    out_of_range_p_value: float = 1.0
     drifted: bool = False
     missing_drifted: bool = False
+    range_drifted: bool = False
     test: str = "ks"
     # Design effects (rows per user that repeat themselves) behind the effective sample sizes.
     deff_reference: float = 1.0
     deff_current: float = 1.0
+    missing_deff: float = 1.0  # of the missing indicator, reference and window averaged
+    out_of_range_deff: float = 1.0
+    # Named segment values (see segments.SegmentTest.as_dict), largest lift first.
     segments: list[dict[str, Any]] = field(default_factory=list)
+    missing_segments: list[dict[str, Any]] = field(default_factory=list)
+    range_segments: list[dict[str, Any]] = field(default_factory=list)
     scope: str | None = None  # "segment" | "population" once attributed
-    detected_in: str = "population"  # or "segment": only a segment's own test fired
+    # What fired: "population" (the pooled rows), "persons" (per-person means only) or
+    # "segment" (only a segment's own test).
+    detected_in: str = "population"
     # For the plots: the reference binning and the current fine-bin counts.
     binning: Binning | None = field(default=None, repr=False)
     current_counts: np.ndarray | None = field(default=None, repr=False)
@@ -79,13 +91,21 @@ class DistributionDrift:
             "missing_reference": _r(self.missing_reference),
             "missing_current": _r(self.missing_current),
             "missing_p_value": _r(self.missing_p_value, 8),
+            "out_of_range_reference": _r(self.out_of_range_reference),
+            "out_of_range_current": _r(self.out_of_range_current),
+            "out_of_range_p_value": _r(self.out_of_range_p_value, 8),
             "drifted": self.drifted,
             "detected_in": self.detected_in,
             "missing_drifted": self.missing_drifted,
+            "range_drifted": self.range_drifted,
         }
         if self.scope is not None:
             out["scope"] = self.scope
             out["segments"] = self.segments
+        if self.missing_drifted:
+            out["missing_segments"] = self.missing_segments
+        if self.range_drifted:
+            out["range_segments"] = self.range_segments
         if self.binning is not None and self.current_counts is not None:
             out["psi_bins"] = {
                 "reference": np.round(_share(self.binning.coarse(self.binning.counts)), 5).tolist(),
@@ -141,8 +161,12 @@ def distribution_drift(
     )
 
 
-def feature_drifts(reference: ReferenceProfile, window: Window) -> list[DistributionDrift]:
-    """Every contract feature's distribution and missing-share statistics (undecided)."""
+def feature_drifts(
+    reference: ReferenceProfile, window: Window, bad: dict[str, np.ndarray] | None = None
+) -> list[DistributionDrift]:
+    """Every contract feature's distribution, missing-share and out-of-range statistics
+    (undecided); ``bad`` holds the per-row out-of-range masks of the features that have any."""
+    bad = bad or {}
     out = []
     for name in FEATURE_NAMES:
         ref = reference.feature(name)
@@ -166,6 +190,20 @@ def feature_drifts(reference: ReferenceProfile, window: Window) -> list[Distribu
         drift.missing_p_value = two_proportion_pvalue(
             missing_cur * rows_cur, rows_cur, missing_ref * rows_ref, rows_ref
         )
+        drift.missing_deff = (float(ref.get("missing_deff", 1.0)) + summary.missing_deff) / 2
+        oor_ref = float(ref.get("out_of_range_share", 0.0))
+        oor_deff_ref = float(ref.get("out_of_range_deff", 1.0))
+        oor_cur, oor_deff_cur = 0.0, 1.0
+        if name in bad and window.rows:
+            oor_cur = float(bad[name].mean())
+            oor_deff_cur = window.design_effect(bad[name].astype(np.float64))
+        drift.out_of_range_reference, drift.out_of_range_current = oor_ref, oor_cur
+        drift.out_of_range_deff = (oor_deff_ref + oor_deff_cur) / 2
+        if oor_ref or oor_cur:
+            n_ref, n_cur = float(ref["rows"]) / oor_deff_ref, window.rows / oor_deff_cur
+            drift.out_of_range_p_value = two_proportion_pvalue(
+                oor_cur * n_cur, n_cur, oor_ref * n_ref, n_ref
+            )
         out.append(drift)
     return out
 
@@ -186,6 +224,8 @@ class PhysiologyShift:
     tolerance: float
     n_current: int
     flagged: bool
+    # One-sided p-value that the difference exceeds the tolerance (decided with the run's tests).
+    p_value: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +238,7 @@ class PhysiologyShift:
             "current_half_width": _r(self.current_half_width),
             "tolerance": self.tolerance,
             "n_current": self.n_current,
+            "p_value": _r(self.p_value, 8),
             "flagged": self.flagged,
         }
 
@@ -214,8 +255,11 @@ def physiology_tolerances(settings: Settings) -> dict[str, float]:
 def physiology_shifts(
     reference: ReferenceProfile, window: Window, settings: Settings
 ) -> list[PhysiologyShift]:
-    """Mean of each physiology feature vs the reference; flagged only when the whole interval
-    of the difference lies beyond the tolerance (a real shift, not a tiny significant one)."""
+    """Mean of each physiology feature vs the reference, with the interval of the difference and
+    the p-value that it exceeds the tolerance (a real shift, not a tiny significant one). The
+    decision flags it when that p-value survives the run's false-discovery control: a 95 %
+    interval per feature and run, with no correction, would be beyond the tolerance by chance
+    every few weeks of runs."""
     z = settings.monitor_confidence_z
     out = []
     for name, tolerance in physiology_tolerances(settings).items():
@@ -237,7 +281,7 @@ def physiology_shifts(
         ref_n = float(ref["n"]) / float(ref.get("deff", 1.0))
         n_eff = n / summary.deff
         diff, lower, upper = mean_difference_interval(mean, var, n_eff, ref_mean, ref_var, ref_n, z)
-        flagged = n >= settings.monitor_min_samples and (lower > tolerance or upper < -tolerance)
+        se = float(np.sqrt(var / n_eff + ref_var / ref_n))
         out.append(
             PhysiologyShift(
                 name=name,
@@ -250,7 +294,8 @@ def physiology_shifts(
                 current_half_width=z * float(np.sqrt(var / n_eff)),
                 tolerance=tolerance,
                 n_current=n,
-                flagged=bool(flagged),
+                flagged=False,
+                p_value=minimum_effect_pvalue(diff, se, tolerance),
             )
         )
     return out
@@ -316,42 +361,8 @@ def prediction_drift(
     return PredictionDrift(scores, threshold, ref_rate, cur_rate, p_value)
 
 
-def decide(
-    features: list[DistributionDrift], prediction: PredictionDrift, window: Window, s: Settings
-) -> None:
-    """Set the ``drifted`` flags: minimum rows, effect size, and BH across all the run's tests.
-
-    Why BH across features: 18 features x 2 tests per window, judged every few hours, would
-    otherwise turn a 1 % per-test error into a false alarm every few days.
-    """
-    pvalues = [f.p_value for f in features] + [f.missing_p_value for f in features]
-    if prediction.scores is not None:
-        pvalues.append(prediction.scores.p_value)
-    pvalues.append(prediction.alert_rate_p_value)
-    rejected = benjamini_hochberg(np.asarray(pvalues), s.monitor_fdr)
-    k = len(features)
-    enough = window.rows >= s.monitor_min_samples
-    for i, f in enumerate(features):
-        f.drifted = bool(enough and rejected[i] and _large(f, s))
-        change = abs(f.missing_current - f.missing_reference)
-        f.missing_drifted = bool(
-            enough and rejected[k + i] and change >= s.monitor_missing_tolerance
-        )
-    position = 2 * k
-    if prediction.scores is not None:
-        sc = prediction.scores
-        sc.drifted = bool(enough and rejected[position] and _large(sc, s))
-        position += 1
-    change = prediction.relative_change
-    prediction.alert_rate_drifted = bool(
-        enough
-        and rejected[position]
-        and change is not None
-        and abs(change) >= s.monitor_alert_rate_tolerance
-    )
-
-
-def _large(drift: DistributionDrift, s: Settings) -> bool:
+def large(drift: DistributionDrift, s: Settings) -> bool:
+    """Whether a distribution's effect sizes pass their thresholds."""
     # Counts are judged on PSI alone (Wasserstein on a 0-100,000 step count says little); the
     # continuous features on either effect size, each at a level where noise never reaches.
     if drift.psi >= s.monitor_psi_threshold:

@@ -8,7 +8,8 @@ is about a hundred grouped passes over a window. Here the rows are grouped once 
 users — and a column costs three weighted ``bincount`` over that pair code. The small per-pair
 sums are then re-aggregated to users, to each segment column's values and to the population.
 Sums are additive, so the moments equal those of grouping the rows directly (up to the order of
-float summation).
+float summation). The same per-pair sums, re-aggregated to users and to (user, segment value)
+cells, give the per-person means and shares the person-level signals judge.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Grouping:
     user_count: int
     segments: dict[str, np.ndarray]  # segment column -> value code of each pair
     segment_sizes: dict[str, int]
+    # Segment column -> (person cell of each pair, segment value code of each cell): one cell per
+    # user and value of that column (a user who updated the app mid-window has two).
+    person_cells: dict[str, tuple[np.ndarray, np.ndarray]]
 
     @property
     def pairs(self) -> int:
@@ -43,6 +47,16 @@ class Grouping:
     def segment_rows(self, column: str) -> np.ndarray:
         """Rows per value of one segment column."""
         return _sum_by(self.segments[column], self.segment_sizes[column], self.rows)
+
+    def cell_sums(self, column: str, per_pair: np.ndarray) -> np.ndarray:
+        """Per-pair sums re-aggregated to the person cells of ``column``."""
+        cells, values = self.person_cells[column]
+        return _sum_by(cells, len(values), per_pair)
+
+    def user_sums(self, per_pair: np.ndarray) -> np.ndarray:
+        """Per-pair sums re-aggregated to users (requires user ids)."""
+        assert self.users is not None
+        return _sum_by(self.users, self.user_count, per_pair)
 
 
 def build_grouping(
@@ -68,13 +82,22 @@ def build_grouping(
     # the order in which a scatter with repeated indices writes does not matter.
     row_of_pair = np.empty(pairs, dtype=np.intp)
     row_of_pair[codes] = np.arange(rows)
+    pair_users = user_codes[row_of_pair] if user_codes is not None else None
+    pair_segments = {column: c[row_of_pair] for column, (c, _) in segments.items()}
+    person_cells = {}
+    if pair_users is not None:
+        for column, (_, size) in segments.items():
+            cell_key = pair_users.astype(np.int64) * max(size, 1) + pair_segments[column]
+            cells, keys = pd.factorize(cell_key)
+            person_cells[column] = (cells, (np.asarray(keys) % max(size, 1)).astype(np.int64))
     return Grouping(
         codes=codes,
         rows=np.bincount(codes, minlength=pairs).astype(np.float64),
-        users=user_codes[row_of_pair] if user_codes is not None else None,
+        users=pair_users,
         user_count=user_count,
-        segments={column: c[row_of_pair] for column, (c, _) in segments.items()},
+        segments=pair_segments,
         segment_sizes={column: size for column, (_, size) in segments.items()},
+        person_cells=person_cells,
     )
 
 
@@ -89,6 +112,21 @@ class GroupMoments:
 
 
 @dataclass(frozen=True)
+class PersonSums:
+    """Rows, present values and their sum per person (or per person cell of a segment column)."""
+
+    rows: np.ndarray
+    n: np.ndarray
+    total: np.ndarray
+    value: np.ndarray | None = None  # segment value code of each cell; None for users
+
+    def means(self, minimum: int) -> np.ndarray:
+        """Mean of each person with at least ``minimum`` values (others dropped)."""
+        keep = self.n >= minimum
+        return self.total[keep] / self.n[keep]
+
+
+@dataclass(frozen=True)
 class ColumnSummary:
     """One column over the window: population moments, design effects, moments per segment."""
 
@@ -100,6 +138,13 @@ class ColumnSummary:
     deff: float
     missing_deff: float
     segments: dict[str, GroupMoments]
+    # Per user, and per person cell of each segment column; None / empty without user ids.
+    persons: PersonSums | None = None
+    segment_persons: dict[str, PersonSums] | None = None
+    # Present values and their sum per (user, segment cell) pair: re-aggregated to any subset of
+    # the pairs (a segment value without the people of another) at no pass over rows.
+    pair_n: np.ndarray | None = None
+    pair_total: np.ndarray | None = None
 
     @property
     def missing(self) -> int:
@@ -130,14 +175,27 @@ def summarise(values: np.ndarray, grouping: Grouping) -> ColumnSummary:
         np.array([present]), np.array([total.sum()]), np.array([squares.sum()])
     )
     deff = missing_deff = 1.0
-    if grouping.users is not None and grouping.user_count >= 2:
+    persons, segment_persons = None, {}
+    if grouping.users is not None:
         users, k = grouping.users, grouping.user_count
-        n_user = _sum_by(users, k, n)
+        n_user, total_user = _sum_by(users, k, n), _sum_by(users, k, total)
+        rows_user = _sum_by(users, k, grouping.rows)
+        persons = PersonSums(rows_user, n_user, total_user)
+        for column, (cells, cell_values) in grouping.person_cells.items():
+            size = len(cell_values)
+            segment_persons[column] = PersonSums(
+                _sum_by(cells, size, grouping.rows),
+                _sum_by(cells, size, n),
+                _sum_by(cells, size, total),
+                cell_values,
+            )
+    if grouping.users is not None and grouping.user_count >= 2:
+        assert persons is not None
+        n_user, rows_user = persons.n, persons.rows
         deff = design_effect_from_moments(
-            *moments_from_sums(n_user, _sum_by(users, k, total), _sum_by(users, k, squares))
+            *moments_from_sums(n_user, persons.total, _sum_by(users, k, squares))
         )
         if missing_count:  # a constant indicator has design effect 1
-            rows_user = _sum_by(users, k, grouping.rows)
             missed = rows_user - n_user  # the indicator's sum and sum of squares alike
             missing_deff = design_effect_from_moments(*moments_from_sums(rows_user, missed, missed))
     segments = {}
@@ -156,4 +214,8 @@ def summarise(values: np.ndarray, grouping: Grouping) -> ColumnSummary:
         deff=deff,
         missing_deff=missing_deff,
         segments=segments,
+        persons=persons,
+        segment_persons=segment_persons,
+        pair_n=n,
+        pair_total=total,
     )
