@@ -1,7 +1,7 @@
-"""Token buckets: per device key, charged per request and per sync event.
+"""Token buckets: per device key (requests, sync events), per client address (refused keys).
 
 A request is let in while its bucket holds a token. What it turns out to cost beyond that (the
-events of a sync) is then charged even if the bucket goes into debt: a
+events of a sync, a key that was refused) is then charged even if the bucket goes into debt: a
 thousand-event sync still goes through once, and the key waits until those events are paid for
 at the sustained rate. Without debt a request larger than the burst could never pass; without
 charging, one request would buy any amount of work.
@@ -9,11 +9,12 @@ charging, one request would buy any amount of work.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 
 # Buckets kept at most; past it, the full ones (worth the same as none) are dropped, and if that
-# is not enough, all: many distinct keys must not grow memory without bound.
+# is not enough, all: many distinct keys or addresses must not grow memory without bound.
 MAX_BUCKETS = 100_000
 
 
@@ -41,6 +42,12 @@ class TokenBuckets:
             self._store(name, tokens, now)
             return (cost - tokens) / self.rate
 
+    def wait(self, name: str) -> float:
+        """Seconds until the bucket holds a token again (0.0: it does now); takes nothing."""
+        now = time.monotonic()
+        with self._lock:
+            return max(0.0, (1.0 - self._tokens(name, now)) / self.rate)
+
     def charge(self, name: str, cost: float) -> None:
         """Take ``cost`` tokens unconditionally; the bucket may go into debt."""
         if cost <= 0:
@@ -60,3 +67,19 @@ class TokenBuckets:
                 del self._buckets[name]
         if len(self._buckets) >= MAX_BUCKETS:
             self._buckets.clear()
+
+
+def address_bucket(host: str | None) -> str:
+    """The bucket of a client address. An IPv6 client is given a whole /64 and can pick any
+    address in it, so the /64 is one bucket; an IPv4-mapped address is its IPv4 address."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host

@@ -14,6 +14,9 @@ import secrets
 from dataclasses import dataclass
 
 KEY_PREFIX = "fgk"
+# Issued keys are 64 characters; anything much longer is not one of ours, and is refused before
+# it reaches a SQL query or a cache.
+MAX_KEY_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,8 @@ def hash_secret(secret: str) -> str:
 
 def parse_key(presented: str) -> tuple[str, str] | None:
     """``(key_id, secret)`` of a well-formed key, else ``None`` (never raises on bad input)."""
+    if len(presented) > MAX_KEY_CHARS:
+        return None
     parts = presented.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
