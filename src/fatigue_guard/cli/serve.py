@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+# uvicorn's httptools protocol plus a deadline for the request head: uvicorn has none, so a
+# client sending part of a head (or nothing) would hold its connection for ever.
+HTTP_PROTOCOL = "fatigue_guard.serving.middleware:GuardedHttpToolsProtocol"
+
+
+def uvicorn_options(log_level: str) -> dict[str, Any]:
+    """What ``serve`` passes to uvicorn besides the app, the address and the workers."""
+    return {
+        "http": HTTP_PROTOCOL,
+        "log_level": log_level,
+        "access_log": False,  # request lines carry user ids; our own middleware logs safely
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 def serve(
@@ -37,7 +51,5 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
-        access_log=False,  # request lines carry user ids; our own middleware logs safely
-        timeout_graceful_shutdown=10,
+        **uvicorn_options(log_level),
     )
