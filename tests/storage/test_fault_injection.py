@@ -147,7 +147,7 @@ def test_every_kind_of_unreachable_database_spools(
     assert recorder.stats().spooled_total == 60
     proxy.start()
 
-    assert recorder.drain(timeout_s=30)
+    assert recorder.drain(timeout_s=90)
     assert prediction_count(storage) == len(records)
     raw, distinct = raw_rows_and_ids(storage.feature_store)
     assert distinct == ids(records) and raw == len(records)
