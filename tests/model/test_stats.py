@@ -7,11 +7,14 @@ from scipy import stats as sp
 
 from fatigue_guard.model.stats import (
     benjamini_hochberg,
+    beta_binomial_sf,
     bin_counts,
     binned_ks,
     design_effect,
     ks_pvalue,
+    minimum_effect_pvalue,
     psi,
+    welch_pvalue,
     wilson_interval,
 )
 from fatigue_guard.monitoring.event_ids import all_distinct
@@ -52,6 +55,39 @@ def test_design_effect_one_for_independent_rows_large_for_repeats() -> None:
     trait = np.repeat(rng.normal(size=200), 28) + 0.1 * rng.normal(size=len(users))
     assert design_effect(users, trait, 200) > 20
     assert design_effect(None, trait, 0) == 1.0
+
+
+def test_welch_pvalue_matches_scipy_from_moments() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 12), rng.normal(0.9, 2.5, 30)
+    p, df = welch_pvalue(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
+    assert abs(p - sp.ttest_ind(a, b, equal_var=False).pvalue) < 1e-10
+    assert 12 < df < 40
+    # Known exactly on both sides: equal means are no evidence, different ones are certain.
+    assert welch_pvalue(1.0, 0.0, 5, 1.0, 0.0, 5)[0] == 1.0
+    assert welch_pvalue(1.0, 0.0, 5, 2.0, 0.0, 5)[0] == 0.0
+    assert welch_pvalue(1.0, 1.0, 1, 2.0, 1.0, 5)[0] == 1.0  # one value has no spread to judge
+
+
+def test_beta_binomial_tail_matches_scipy_and_is_wider_than_the_binomial() -> None:
+    n, a, b = 120, 0.1 * 100 + 0.5, 0.9 * 100 + 0.5
+    for x in (0, 5, 12, 25, 40, 121):
+        expected = sp.betabinom.sf(x - 1, n, a, b) if x > 0 else 1.0
+        assert abs(beta_binomial_sf(x, n, a, b) - expected) < 1e-9
+    # The reference share's own uncertainty fattens the tail against a binomial at that share.
+    assert beta_binomial_sf(25, n, a, b) > 5 * sp.binom.sf(24, n, 0.1)
+    # With a huge reference it is the binomial.
+    big = 1e7
+    assert abs(beta_binomial_sf(20, n, 0.1 * big, 0.9 * big) - sp.binom.sf(19, n, 0.1)) < 1e-6
+
+
+def test_minimum_effect_pvalue_is_the_interval_beyond_the_tolerance() -> None:
+    # The 95 % interval 3 +- 1.96 lies beyond a tolerance of 1 exactly when p < 0.025.
+    assert abs(minimum_effect_pvalue(2.96, 1.0, 1.0) - 0.025) < 1e-3
+    assert minimum_effect_pvalue(-5.0, 1.0, 1.0) < 1e-4  # either direction
+    assert minimum_effect_pvalue(0.5, 1.0, 1.0) > 0.5  # inside the tolerance
+    assert minimum_effect_pvalue(2.0, 0.0, 1.0) == 0.0
+    assert minimum_effect_pvalue(0.5, 0.0, 1.0) == 1.0
 
 
 def test_bin_counts_equal_a_binary_search_per_value() -> None:

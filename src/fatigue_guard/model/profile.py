@@ -50,8 +50,9 @@ CALIBRATION_GRID: Final[np.ndarray] = np.linspace(0.0, 1.0, 201)
 # Segments: values seen fewer times than this are not profiled (no stable statistics).
 MIN_PROFILED_SEGMENT_ROWS: Final[int] = 50
 MAX_SEGMENT_VALUES: Final[int] = 50
-# Person-level statistics: a person counts once they have this many values of a feature (two
-# days of four moments), in the reference as in a live window, so both sides mean the same thing.
+# Person-level statistics: a person counts once they have half the values of a typical reference
+# person-week (the median), in the reference as in a live window, so that both sides mean the
+# same thing whether a device sends one row a day or ten. Without timestamps, this many.
 PERSON_MIN_VALUES: Final[int] = 8
 # Reference weeks: per-person means over blocks as long as the live window, so their spread
 # matches that of a window's per-person means (a shorter mean is noisier).
@@ -164,6 +165,7 @@ class _People:
     weeks: np.ndarray | None  # person-week code of each row; -1 = a week too short to use
     week_person: np.ndarray | None  # person code of each person-week
     week_count: int
+    min_values: int = PERSON_MIN_VALUES
 
 
 def _people(frame: pd.DataFrame) -> _People | None:
@@ -187,7 +189,9 @@ def _people(frame: pd.DataFrame) -> _People | None:
     renumber = np.cumsum(valid) - 1
     weeks = np.where(valid[dense], renumber[dense], -1)
     week_person = (np.asarray(uniques_key)[valid] // (last + 1)).astype(np.int64)
-    return _People(codes, len(uniques), weeks, week_person, int(valid.sum()))
+    rows_per_week = np.bincount(weeks[weeks >= 0], minlength=int(valid.sum()))
+    minimum = max(2, math.ceil(float(np.median(rows_per_week)) / 2)) if len(rows_per_week) else 2
+    return _People(codes, len(uniques), weeks, week_person, int(valid.sum()), minimum)
 
 
 def _spread(values: np.ndarray) -> dict[str, float | int | None]:
@@ -200,22 +204,22 @@ def _spread(values: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
-def _person_means(codes: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+def _person_means(codes: np.ndarray, values: np.ndarray, groups: int, minimum: int) -> np.ndarray:
     n, mean, _ = grouped_moments(codes, values, groups)
-    return mean[n >= PERSON_MIN_VALUES]
+    return mean[n >= minimum]
 
 
 def _person_profile(values: np.ndarray, people: _People) -> dict[str, Any]:
     """Per-person means of one feature: their moments, and the reference weeks' range."""
     out: dict[str, Any] = {
-        "min_values": PERSON_MIN_VALUES,
-        **_spread(_person_means(people.codes, values, people.count)),
+        "min_values": people.min_values,
+        **_spread(_person_means(people.codes, values, people.count, people.min_values)),
     }
     if people.weeks is None or people.week_person is None or not people.week_count:
         return out
     used = people.weeks >= 0
     n, mean, _ = grouped_moments(people.weeks[used], values[used], people.week_count)
-    keep = n >= PERSON_MIN_VALUES
+    keep = n >= people.min_values
     weekly, owner = mean[keep], people.week_person[keep]
     if len(weekly) < 2:
         return out
@@ -240,12 +244,12 @@ def _segment_people(
     codes = people.codes[in_segment]
     values = column_values[in_segment]
     rows = np.bincount(codes, minlength=people.count)
-    enough = rows >= PERSON_MIN_VALUES
+    enough = rows >= people.min_values
     missing = np.bincount(codes, weights=np.isnan(values), minlength=people.count)
     bad = np.bincount(codes, weights=_out_of_range(values, name), minlength=people.count)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "values": _spread(_person_means(codes, values, people.count)),
+            "values": _spread(_person_means(codes, values, people.count, people.min_values)),
             "missing": _spread((missing / rows)[enough]),
             "out_of_range": _spread((bad / rows)[enough]),
         }
@@ -324,6 +328,7 @@ def build_reference_profile(
         "features_version": FEATURES_VERSION,
         "rows": n,
         "people": people.count if people is not None else None,
+        "person_min_values": people.min_values if people is not None else None,
         "features": features,
         "segments": _segment_profile(frame, columns, people),
     }
@@ -419,6 +424,11 @@ class ReferenceProfile:
         """Whether the profile carries person-level statistics (format 2 built with user ids);
         without them the monitor judges rows with design effects."""
         return self.data.get("format") == PROFILE_FORMAT and self.data.get("people") is not None
+
+    @property
+    def person_min_values(self) -> int:
+        """Values a person needs before their mean counts (see ``PERSON_MIN_VALUES``)."""
+        return int(self.data.get("person_min_values") or PERSON_MIN_VALUES)
 
     def persons(self, name: str) -> Mapping[str, Any] | None:
         """Per-person statistics of a feature (see :func:`_person_profile`), or ``None``."""

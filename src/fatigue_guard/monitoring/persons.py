@@ -29,7 +29,7 @@ import numpy as np
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES
-from fatigue_guard.model.profile import PERSON_MIN_VALUES, ReferenceProfile
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.model.stats import beta_binomial_sf, welch_pvalue
 from fatigue_guard.monitoring.window import Window
 
@@ -210,7 +210,7 @@ def person_shifts(
         persons = window.summary(name).persons
         if ref is None or persons is None:
             continue
-        means = persons.means(int(ref.get("min_values", PERSON_MIN_VALUES)))
+        means = persons.means(int(ref.get("min_values", reference.person_min_values)))
         shift = PersonShift(name, tolerances[name], int(ref["k"]), len(means))
         if shift.people_current < settings.monitor_min_persons or shift.people_reference < 2:
             shift.note = "too few people"

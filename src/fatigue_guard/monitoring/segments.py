@@ -30,7 +30,7 @@ import numpy as np
 
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_BY_NAME
-from fatigue_guard.model.profile import PERSON_MIN_VALUES, ReferenceProfile
+from fatigue_guard.model.profile import ReferenceProfile
 from fatigue_guard.model.stats import normal_sf, two_proportion_pvalue, welch_pvalue
 from fatigue_guard.monitoring.persons import PersonShift
 from fatigue_guard.monitoring.signals import DistributionDrift
@@ -202,6 +202,7 @@ def segment_tests(
                         _person_tests(
                             name, column, value, code, cells, bad_cells, ref_people, s,
                             (value_shift, missing_shift, range_shift), tolerances[name],
+                            reference.person_min_values,
                         )
                     )  # fmt: skip
                 else:
@@ -225,10 +226,10 @@ def _person_tests(
     s: Settings,
     shifts: tuple[float | None, float, float],
     tolerance: float,
+    minimum: int,
 ) -> list[SegmentTest]:
     value_shift, missing_shift, range_shift = shifts
     mine = cells.value == code
-    minimum = PERSON_MIN_VALUES
     out = []
     enough_values = mine & (cells.n >= minimum)
     ref_values = ref["values"]
@@ -355,11 +356,12 @@ def _residual(
     ref = reference.segment_persons(t.column, t.value, t.feature)
     assert ref is not None
     n, rows = sums(summary.pair_n), sums(grouping.rows)
+    minimum = reference.person_min_values
     if t.signal == VALUE:
-        keep = mine & (n >= PERSON_MIN_VALUES)
+        keep = mine & (n >= minimum)
         current = sums(summary.pair_total)[keep] / n[keep]
     else:
-        keep = mine & (rows >= PERSON_MIN_VALUES)
+        keep = mine & (rows >= minimum)
         if t.signal == MISSING:
             current = (rows[keep] - n[keep]) / rows[keep]
         else:
