@@ -32,7 +32,7 @@ def test_probes_without_the_admin_token_say_only_whether_each_check_passed(
             assert ready.status_code == 200
             assert ready.json() == {
                 "status": "ready",
-                "checks": {"model": {"ok": True}, "stores": {"ok": True}},
+                "checks": {"model": {"ok": True}, "recording": {"ok": True}},
             }
     with api.admin() as admin:
         detailed = admin.get("/readyz")
@@ -64,7 +64,7 @@ def test_not_ready_without_the_token_names_the_failed_check_and_no_error(
     assert ready.status_code == 503
     assert ready.json() == {
         "status": "not-ready",
-        "checks": {"model": {"ok": False}, "stores": {"ok": True}},
+        "checks": {"model": {"ok": False}, "recording": {"ok": True}},
     }
     with modelless.admin() as admin:
         detailed = admin.get("/readyz")
