@@ -22,23 +22,40 @@ class Settings(BaseSettings):
         env_prefix="FATIGUE_GUARD_", extra="ignore", populate_by_name=True
     )
 
-    home: Path = Field(default=Path(".fatigue-guard"))
+    home: Path = Field(
+        default=Path(".fatigue-guard"),
+        description="Folder for local state: SQLite file, blob folder, spool, model cache, MLflow.",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset = SQLite file under HOME."
     )
     azure_storage_connection_string: SecretStr | None = Field(
         default=None, description="Azure Blob connection string; unset = local folder under HOME."
     )
-    blob_container: str = "fatigue-guard"
+    blob_container: str = Field(
+        default="fatigue-guard", description="Azure Blob container of the feature store."
+    )
     mlflow_tracking_uri: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FATIGUE_GUARD_MLFLOW_TRACKING_URI"),
         description="MLflow tracking + registry URI; unset = SQLite store under HOME.",
     )
-    mlflow_experiment: str = "fatigue-guard"
-    registered_model_name: str = "fatigue-rf"
-    precision_floor: float = Field(default=0.75, gt=0.0, lt=1.0)
-    admin_token: SecretStr | None = None
+    mlflow_experiment: str = Field(
+        default="fatigue-guard", description="MLflow experiment that training runs log to."
+    )
+    registered_model_name: str = Field(
+        default="fatigue-rf", description="Registered model whose aliases the API follows."
+    )
+    precision_floor: float = Field(
+        default=0.75,
+        gt=0.0,
+        lt=1.0,
+        description="Least precision an alerting model may have: recall is maximised under it.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the admin routes and the dashboard; unset = they are off.",
+    )
 
     # Training: data quality gate, honest splits, threshold margin, search budget.
     max_invalid_share: float = Field(
@@ -49,7 +66,9 @@ class Settings(BaseSettings):
     )
     cv_folds: int = Field(default=3, ge=2, description="GroupKFold-by-user folds for OOF scores.")
     n_estimators: int = Field(default=100, ge=1, description="Trees per forest.")
-    search_budget_s: float = Field(default=60.0, ge=0.0, description="Hyperparameter search.")
+    search_budget_s: float = Field(
+        default=60.0, ge=0.0, description="Seconds of hyperparameter search per training run."
+    )
     search_max_rows: int = Field(
         default=50_000,
         ge=100,
@@ -62,19 +81,37 @@ class Settings(BaseSettings):
         description="One-sided z of the Wilson lower bound the threshold's precision must clear.",
     )
     # Validation gate (staging -> production), judged on a shared recent labelled hold-out.
-    gate_recall_tolerance: float = Field(default=0.02, ge=0.0, lt=1.0)
-    gate_precision_tolerance: float = Field(default=0.02, ge=0.0, lt=1.0)
-    gate_min_positives: int = Field(default=20, ge=1)
+    gate_recall_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        lt=1.0,
+        description="Recall a candidate may lose against production on the shared hold-out.",
+    )
+    gate_precision_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        lt=1.0,
+        description="How far under the floor a candidate's hold-out precision may fall (noise).",
+    )
+    gate_min_positives: int = Field(
+        default=20, ge=1, description="Fewest fatigue events in the shared hold-out to judge on."
+    )
 
     # Feature store flushing: a Parquet batch is written when either limit is hit.
-    blob_flush_max_records: int = Field(default=500, ge=1)
-    blob_flush_max_age_s: float = Field(default=5.0, gt=0)
+    blob_flush_max_records: int = Field(
+        default=500, ge=1, description="Records per Parquet batch at most."
+    )
+    blob_flush_max_age_s: float = Field(
+        default=5.0, gt=0, description="Oldest waiting record's age that ships a partial batch."
+    )
     outbox_retention_s: float = Field(
         default=86_400.0,
         ge=0,
         description="Keep outbox rows this long after their features reached the blob store.",
     )
-    outbox_purge_interval_s: float = Field(default=600.0, gt=0)
+    outbox_purge_interval_s: float = Field(
+        default=600.0, gt=0, description="How often shipped outbox rows past retention are purged."
+    )
 
     # Data plane (storage): SQL, outbox flusher and spool tuning.
     db_connect_timeout_s: float = Field(
@@ -85,14 +122,28 @@ class Settings(BaseSettings):
         pattern="^(OFF|NORMAL|FULL|EXTRA)$",
         description="SQLite PRAGMA synchronous; FULL survives power loss, NORMAL is faster.",
     )
-    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
-    outbox_retry_base_s: float = Field(default=0.5, gt=0)
-    outbox_retry_max_s: float = Field(default=30.0, gt=0)
-    spool_replay_interval_s: float = Field(default=2.0, gt=0)
+    outbox_poll_interval_s: float = Field(
+        default=0.5, gt=0, description="How often the outbox flusher looks for a due batch."
+    )
+    outbox_retry_base_s: float = Field(
+        default=0.5, gt=0, description="First back-off after a failed blob write (then doubled)."
+    )
+    outbox_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest back-off between blob write attempts."
+    )
+    spool_replay_interval_s: float = Field(
+        default=2.0, gt=0, description="How often spooled records are retried into SQL."
+    )
 
     # Serving
-    model_poll_interval_s: float = Field(default=30.0, gt=0)
-    latency_budget_ms: float = 200.0
+    model_poll_interval_s: float = Field(
+        default=30.0, gt=0, description="How often each API process asks which version serves."
+    )
+    latency_budget_ms: float = Field(
+        default=200.0,
+        gt=0,
+        description="Single-row p95 a version must meet in its pre-serving check, ms.",
+    )
     recorder_process: bool = Field(
         default=True,
         description=(
@@ -101,7 +152,9 @@ class Settings(BaseSettings):
             "recorder runs as threads of the API process."
         ),
     )
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest request body; larger is a 413."
+    )
     record_predictions: bool = Field(
         default=True,
         description=(
@@ -112,10 +165,16 @@ class Settings(BaseSettings):
     )
 
     # Device keys: verified keys are cached this long (revocation takes effect within it).
-    key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    key_cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="How long a verified device key is trusted unchecked."
+    )
     # Per-key token bucket: sustained requests per second and burst size.
-    rate_limit_per_s: float = Field(default=20.0, gt=0)
-    rate_limit_burst: int = Field(default=200, ge=1)
+    rate_limit_per_s: float = Field(
+        default=20.0, gt=0, description="Sustained requests (or synced events) per key and process."
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Burst a key may spend above the sustained rate."
+    )
 
     # What the API shows without credentials.
     metrics_public: bool = Field(
@@ -166,9 +225,15 @@ class Settings(BaseSettings):
         description="Mean shift (segment reference sd) that flags a feature within one segment.",
     )
     monitor_tolerance_hrv_ms: float = Field(default=2.0, ge=0, description="Mean RMSSD, ms.")
-    monitor_tolerance_sleep_efficiency: float = Field(default=0.015, ge=0)
-    monitor_tolerance_resting_hr_bpm: float = Field(default=1.0, ge=0)
-    monitor_tolerance_sleep_duration_h: float = Field(default=0.15, ge=0)
+    monitor_tolerance_sleep_efficiency: float = Field(
+        default=0.015, ge=0, description="Mean sleep efficiency shift that matters (fraction)."
+    )
+    monitor_tolerance_resting_hr_bpm: float = Field(
+        default=1.0, ge=0, description="Mean resting heart-rate shift that matters, bpm."
+    )
+    monitor_tolerance_sleep_duration_h: float = Field(
+        default=0.15, ge=0, description="Mean sleep duration shift that matters, hours."
+    )
     monitor_min_persons: int = Field(
         default=20,
         ge=2,
@@ -218,7 +283,9 @@ class Settings(BaseSettings):
         default=24.0, ge=0, description="No second retrain trigger within this after one."
     )
     monitor_enabled: bool = Field(default=True, description="In-process scheduler on/off.")
-    monitor_interval_s: float = Field(default=6 * 3600.0, gt=0, description="Scheduler period.")
+    monitor_interval_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Period of the monitor scheduled inside serve."
+    )
 
     # Retraining job: data, one-at-a-time lease, cool-down.
     baseline_data: Path | None = Field(
@@ -226,8 +293,14 @@ class Settings(BaseSettings):
         description="Reference table retraining adds live data to; unset = the production "
         "version's training file (from its MLflow lineage) when it is a local file.",
     )
-    retrain_live_window_days: float = Field(default=28.0, gt=0)
-    retrain_lock_ttl_s: float = Field(default=3600.0, gt=0)
+    retrain_live_window_days: float = Field(
+        default=28.0, gt=0, description="Days of labelled live records a retrain adds."
+    )
+    retrain_lock_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Lease of the one running retrain; a crashed holder's lease lapses after it.",
+    )
     retrain_trigger: Literal["in_process", "cli", "azureml"] = Field(
         default="in_process",
         description="What a monitoring breach starts. in_process: the retraining job, in the "
