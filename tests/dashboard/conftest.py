@@ -15,7 +15,6 @@ small retrained forest happens to compare.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -236,7 +235,7 @@ def chromium() -> Iterator[Any]:
 
     Missing Chromium skips locally and fails under CI=true, like the other services tests need.
     """
-    path = os.environ.get("FATIGUE_GUARD_TEST_CHROMIUM") or shutil.which("chromium") or CHROMIUM
+    path = shutil.which("chromium") or CHROMIUM
     if not Path(path).exists():
         service_unavailable(f"no Chromium at {path} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

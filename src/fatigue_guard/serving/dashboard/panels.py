@@ -343,7 +343,11 @@ def process_panel(ctx: Context) -> dict[str, Any]:
     intervals = []
     if history is not None:
         history.refresh()
-        intervals = [i for i in history.intervals() if i.requests > 0]
+        intervals = history.intervals()
+        # Quiet intervals are zeros on the rate line (no share, no latency); a process that
+        # never answered anything has no chart at all.
+        if not any(i.requests > 0 for i in intervals):
+            intervals = []
     x = [clean(i.at, 3) or 0.0 for i in intervals]
     if history is None or not history.running:
         empty = (
@@ -370,14 +374,14 @@ def process_panel(ctx: Context) -> dict[str, Any]:
             Series(
                 "errors",
                 "5xx share",
-                [clean(100 * i.server_errors / i.requests, 2) for i in intervals],
+                [_share(i.server_errors, i.requests) for i in intervals],
                 "%",
                 axis="y2",
             ),
             Series(
                 "client_errors",
                 "4xx share",
-                [clean(100 * i.client_errors / i.requests, 2) for i in intervals],
+                [_share(i.client_errors, i.requests) for i in intervals],
                 "%",
                 axis="y2",
                 dash=True,
@@ -406,6 +410,10 @@ def process_panel(ctx: Context) -> dict[str, Any]:
         sampler=history.describe() if history is not None else None,
         charts=[requests.as_dict(), latency.as_dict()],
     )
+
+
+def _share(part: float, whole: float) -> float | None:
+    return clean(100 * part / whole, 2) if whole > 0 else None
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -74,7 +74,9 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sand
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends "Origin: null" with the sign-in form, and the
+    # session route could not tell its own page from a sandboxed frame elsewhere.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
 

@@ -25,13 +25,15 @@
       if (key === "class") node.className = value;
       else node.setAttribute(key, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : String(child));
     }
     return node;
   }
   const $ = (id) => document.getElementById(id);
+  // replaceChildren, leaving out the parts a panel does not have (null, false).
+  function fill(node, ...items) { node.replaceChildren(...items.flat(Infinity).filter((i) => i !== null && i !== undefined && i !== false)); }
 
   function num(v, digits) {
     if (v === null || v === undefined || Number.isNaN(v)) return "–";
@@ -98,12 +100,18 @@
     const index = {};
     const series = [{ label: "time" }];
     let colour = 0;
-    const few = spec.x.length <= 48;
     spec.series.forEach((s, i) => {
       index[s.key] = i + 1;
       const band = bandKeys.has(s.key);
       const stroke = s.reference ? REFERENCE : band ? BAND_STROKE : PALETTE[colour++ % PALETTE.length];
       const unit = s.unit ? " " + s.unit : "";
+      // Points where lines cannot show a value: every point of a sparse series, and a dense
+      // series' isolated points (no neighbour to draw a segment to).
+      const sparse = s.values.filter((v) => v !== null).length <= 48;
+      const isolated = s.values
+        .map((v, j) => (v !== null && (j === 0 || s.values[j - 1] === null) && (j === s.values.length - 1 || s.values[j + 1] === null) ? j : -1))
+        .filter((j) => j >= 0);
+      const marked = !band && !s.reference;
       series.push({
         label: s.label,
         stroke,
@@ -112,7 +120,12 @@
         scale: s.axis === "y2" ? "y2" : "y",
         show: s.show,
         spanGaps: false,
-        points: { show: few && !band && !s.reference, size: 6, fill: stroke },
+        points: {
+          show: marked && sparse,
+          filter: (u, si, show) => (show || !marked || !isolated.length ? null : isolated),
+          size: 6,
+          fill: stroke,
+        },
         value: (u, v) => (v === null || v === undefined ? "–" : num(v) + unit),
       });
     });
@@ -215,7 +228,7 @@
       tiles.push(tile("Edge", b ? `bundle v${b.model_version} (${b.kind})` : "no bundle",
         `${pct(pp.edge.share)} of events from phones`, b && pp.edge.matches_production ? "ok" : "warn"));
     }
-    $("glance").replaceChildren(...tiles);
+    fill($("glance"), tiles);
   }
 
   function renderServing(d) {
@@ -235,15 +248,15 @@
     if (!d.in_step) items.push(fact("Replica", pill("not yet on production", "warn")));
     if (d.staging) items.push(fact("Staging", `v${d.staging}`));
     const a = d.alerting;
-    items.push(fact("Alerting", `${a.rule}; threshold: ${a.threshold_rule}`));
+    items.push(fact("Alerting", el("span", { class: "long" }, `${a.rule}; the threshold is ${a.threshold_rule}`)));
     items.push(fact("Precision floor", num(a.precision_floor, 2)));
     const r = a.drift_response;
-    items.push(fact("On drift", r.monitor_enabled
+    items.push(fact("On drift", el("span", { class: "long" }, r.monitor_enabled
       ? `monitor every ${num(r.interval_h, 1)} h over ${num(r.window_h, 0)} h; breach → retrain (${r.retrain_trigger}), cool-down ${num(r.cooldown_h, 0)} h`
-      : `in-process monitor off; retrain trigger ${r.retrain_trigger}`));
+      : `in-process monitor off; retrain trigger ${r.retrain_trigger}`)));
     if (d.registry_error) items.push(fact("Registry", el("span", { class: "error" }, d.registry_error)));
     if (d.sql_error) items.push(fact("SQL", el("span", { class: "error" }, d.sql_error)));
-    facts.replaceChildren(...items);
+    fill(facts, items);
 
     if (d.empty) {
       $("versions").replaceChildren(el("caption", {}, empty(d.empty)));
@@ -310,7 +323,7 @@
       $("performance-facts").replaceChildren();
     } else {
       const pKind = l.precision_breach ? "bad" : l.precision === null ? "" : "ok";
-      $("performance-facts").replaceChildren(
+      fill($("performance-facts"),
         fact("Precision", num(l.precision, 3), " ", el("span", { class: "detail" }, `95% ${interval(l.precision_interval)}`), " ", pill(l.precision_breach ? "below floor" : l.precision === null ? "no labels" : "ok", pKind)),
         fact("Recall", num(l.recall, 3), " ", el("span", { class: "detail" }, `95% ${interval(l.recall_interval)}`)),
         fact("Label-free estimate", `P ${num(l.estimated_precision, 3)} / R ${num(l.estimated_recall, 3)}`, l.estimated_precision_breach ? pill("below floor", "bad") : ""),
@@ -328,7 +341,7 @@
       $("drift-facts").replaceChildren();
       $("drift-features").replaceChildren();
     } else {
-      $("drift-facts").replaceChildren(
+      fill($("drift-facts"),
         fact("Latest verdict", pill(l.breach ? "breach" : "no breach", l.breach ? "bad" : "ok"),
           l.triggered ? " retraining triggered" : l.suppressed ? ` (${l.suppressed})` : ""),
         fact("Report", `#${l.report_id}, ${when(l.created_at)}, ${l.rows} rows`),
@@ -368,7 +381,7 @@
       const report = r
         ? link("drift report", `#${r.id}${r.breached ? " (breach)" : ""}`, r.reasons.join("; ") || when(r.created_at), r.html_url)
         : link("drift report", run.drift_report_id ? `#${run.drift_report_id} (not stored)` : "none", `trigger: ${run.trigger}`);
-      const mlflowRun = link("MLflow run", run.mlflow_run_id ? short(run.mlflow_run_id) : "–", run.mlflow_run_id || run.outcome || "");
+      const mlflowRun = link("MLflow run", run.mlflow_run_id ? short(run.mlflow_run_id) : "–", run.mlflow_run_id ? `${run.data.baseline_rows || 0} baseline + ${run.data.live_labelled_rows || 0} live rows` : run.outcome || "");
       const v = run.version;
       const version = v ? link("version", `v${v.version}`, v.aliases.join(", ") || when(v.registered_at), "#version-" + v.version) : link("version", "none registered", run.outcome || "");
       const g = run.gate;
@@ -405,7 +418,7 @@
     }
     items.push(fact(`Edge share (${num(d.hours, 0)} h)`, `${pct(e.share)} (${e.events} events)`));
     for (const [k, v] of Object.entries(d.errors || {})) items.push(fact(k, el("span", { class: "error" }, v)));
-    $("pipeline-facts").replaceChildren(...items);
+    fill($("pipeline-facts"), items);
     drawCharts("pipeline-charts", d.charts);
   }
 
@@ -457,6 +470,7 @@
     renderGlance();
     $("updated").textContent = "updated " + when(new Date().toISOString());
     state.loaded = true;
+    document.body.dataset.loaded = "true";
   }
 
   function start() {
