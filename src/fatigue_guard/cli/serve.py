@@ -11,11 +11,41 @@ import typer
 HTTP_PROTOCOL = "fatigue_guard.serving.middleware:GuardedHttpToolsProtocol"
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up plus our loggers at ``log_level`` (the access log is INFO).
+
+    uvicorn configures only its own loggers, so ours fell through to the root logger, which
+    passes WARNING and up (and in a worker process has no handler at all): the access log was
+    never written. Given to uvicorn, this applies in every worker process.
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["fatigue_guard"] = {"format": LOG_FORMAT}
+    config["handlers"]["fatigue_guard"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "fatigue_guard",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["fatigue_guard"] = {
+        "handlers": ["fatigue_guard"],
+        "level": log_level.upper(),
+        "propagate": False,  # the CLI's root handler would write every line twice
+    }
+    return config
+
+
 def uvicorn_options(log_level: str) -> dict[str, Any]:
     """What ``serve`` passes to uvicorn besides the app, the address and the workers."""
     return {
         "http": HTTP_PROTOCOL,
         "log_level": log_level,
+        "log_config": log_config(log_level),
         "access_log": False,  # request lines carry user ids; our own middleware logs safely
         "timeout_graceful_shutdown": 10,
     }
@@ -25,7 +55,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    log_level: Annotated[
+        str, typer.Option(help="Log level of the server; info adds one access line a request.")
+    ] = "warning",
 ) -> None:
     """Serve the API with the production model (configuration from FATIGUE_GUARD_* variables).
 

@@ -220,8 +220,15 @@ class OutboxFlusher:
             delay = self.policy.backoff(shipped.attempts + 1)
             retry_at = utcnow() + delay
             self._paused_until = time.monotonic() + delay.total_seconds()
+            # The cause is the store's error type and message (an endpoint, a status, a reason),
+            # never the batch's rows.
+            cause = " ".join(shipped.error.split())[:300]
             log.warning(
-                "feature batch write failed; will retry",
+                "feature batch %s (%d records) not written, retry in %.1f s: %s",
+                batch_id,
+                shipped.records,
+                delay.total_seconds(),
+                cause,
                 extra={
                     "batch_id": batch_id,
                     "records": shipped.records,
