@@ -387,3 +387,32 @@ def test_empty_panels_say_what_will_appear_and_when(bare: LiveApi) -> None:
     serving = _panel(bare, "serving")
     assert serving["served"]["version"] == bare.registry.version
     assert serving["versions"] and serving["empty"] is None
+
+
+def test_dashboard_routes_stay_out_of_the_openapi_document(bare: LiveApi) -> None:
+    # The document lists the API clients call (its operation table is checked elsewhere).
+    with bare.client() as anonymous:
+        paths = anonymous.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith(("/dashboard", "/v1/admin/dashboard"))]
+
+
+def test_an_unreachable_registry_is_shown_not_fatal(tmp_path: Any, trained_registry: Any) -> None:
+    from tests.serving.conftest import start_api
+
+    settings = trained_registry.settings(
+        tmp_path / "home",
+        admin_token=ADMIN_TOKEN,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'no-such-mlflow.db'}",
+    )
+    for api in start_api(settings, trained_registry):
+        serving = _panel(api, "serving")
+        assert "does not exist" in serving["registry_error"]
+        assert (
+            serving["served"] is None
+            and "loads the production version" in (serving["served_empty"])
+        )
+        assert serving["versions"] == [] and serving["empty"] is None
+        assert "registry_error" in _panel(api, "retraining")
+        for name in ("traffic", "pipeline", "process", "performance", "drift"):
+            _panel(api, name)
+    assert not (tmp_path / "no-such-mlflow.db").exists()  # read, never created

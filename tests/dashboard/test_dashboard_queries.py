@@ -148,6 +148,16 @@ def test_the_queries_only_read(storage: Storage) -> None:
     assert statements and set(statements) == {"SELECT"}
 
 
+def test_the_batch_id_floor_follows_the_flusher_batch_ids() -> None:
+    from fatigue_guard.storage.recording.outbox import new_batch_id
+    from fatigue_guard.storage.sql.dashboard_queries import _batch_id_floor
+
+    moment = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    assert new_batch_id(moment - timedelta(seconds=1)) < _batch_id_floor(moment)
+    assert _batch_id_floor(moment) <= new_batch_id(moment)
+    assert _batch_id_floor(moment) < new_batch_id(moment + timedelta(days=400))
+
+
 def test_shipped_batches_walk_the_outbox_index(tmp_path: Path) -> None:
     """A day of shipped rows is kept; the lag query must not read them all (SQLite's plan)."""
     storage = build_storage(storage_settings(tmp_path / "home"))

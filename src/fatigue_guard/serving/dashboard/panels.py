@@ -951,15 +951,23 @@ def pipeline_panel(ctx: Context, hours: float) -> dict[str, Any]:
         y_label="seconds",
         source="SQL outbox rows written to the blob store",
     )
-    traffic = traffic_series(ctx, hours)
+    share_empty = (
+        f"No event was stored in the last {hours:g} h: the share of events phones predicted "
+        "offline and synced (POST /v1/sync) appears here with the first stored prediction."
+    )
+    try:
+        traffic = traffic_series(ctx, hours)
+    except Exception as exc:  # SQL down: the spool, the recorder and the edge still answer
+        errors.setdefault("sql", f"{type(exc).__name__}: {str(exc)[:200]}")
+        traffic = TrafficSeries([], 10, [], [], [], None)
+        share_empty = "The SQL database cannot be reached: the edge share returns with it."
     total = [a + b for a, b in zip(traffic.server, traffic.edge, strict=True)]
     edge_share = Chart(
         "edge_share",
         "Edge share of events",
         [float(v) for v in traffic.x],
         [Series("edge_share", "edge / all events", ratio(traffic.edge, total, 100.0), "%")],
-        f"No event was stored in the last {hours:g} h: the share of events phones predicted "
-        "offline and synced (POST /v1/sync) appears here with the first stored prediction.",
+        share_empty,
         y_label="%",
         source="SQL predictions, by received_at",
     )

@@ -298,6 +298,10 @@ async def panel_json(
     return await _panel(lambda: build(ctx))
 
 
+class _BlobUnavailable(RuntimeError):
+    pass
+
+
 @router.get("/v1/admin/dashboard/reports/{report_id}.html")
 async def report_html(
     report_id: int,
@@ -320,9 +324,17 @@ async def report_html(
             return storage.blobs.get(key)
         except BlobNotFound:
             return None
+        except Exception as exc:  # the blob store is down: the report is there, unreachable
+            raise _BlobUnavailable(str(exc)) from exc
 
     try:
         body = await run_in_threadpool(load)
+    except _BlobUnavailable:
+        raise Problem(
+            503,
+            "The blob store holding the report cannot be reached.",
+            headers={"Retry-After": "5"},
+        ) from None
     except sa_exc.SQLAlchemyError:
         raise Problem(
             503, "The SQL database cannot be reached.", headers={"Retry-After": "5"}
