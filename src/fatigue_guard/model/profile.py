@@ -32,7 +32,12 @@ from fatigue_guard.contract.features import (
     INTEGER_FEATURES,
     SEGMENT_COLUMNS,
 )
-from fatigue_guard.model.stats import bin_counts, design_effect, grouped_moments
+from fatigue_guard.model.stats import (
+    bin_counts,
+    design_effect,
+    design_effect_from_moments,
+    moments_from_sums,
+)
 
 PROFILE_FORMAT: Final[str] = "fatigue-guard/monitor-profile/2"
 PROFILE_FORMAT_V1: Final[str] = "fatigue-guard/monitor-profile/1"
@@ -134,64 +139,171 @@ def _out_of_range(values: np.ndarray, name: str) -> np.ndarray:
         return (values < spec.minimum) | upper
 
 
-def _feature_profile(
-    values: np.ndarray, name: str, users: tuple[np.ndarray, int] | None
-) -> dict[str, Any]:
-    present = values[~np.isnan(values)]
+@dataclass(frozen=True)
+class _Pairs:
+    """The reference rows grouped once by (person, reference week, segment cell).
+
+    Every statistic of the profile is a sum over rows re-aggregated from these pairs: per person,
+    per person-week, per segment value and per (person, segment value) cell. A feature then costs
+    a few weighted ``bincount`` over the rows instead of one grouped pass per statistic.
+    """
+
+    codes: np.ndarray  # pair of each row
+    rows: np.ndarray  # rows per pair (float64)
+    person: np.ndarray | None  # person of each pair; None without user ids
+    persons: int
+    week: np.ndarray | None  # person-week of each pair (-1: a week too short to use)
+    week_person: np.ndarray | None  # person of each person-week
+    weeks: int
+    segments: dict[str, tuple[np.ndarray, list[str]]]  # column -> (value of each pair, values)
+    cells: dict[str, tuple[np.ndarray, np.ndarray]]  # column -> (cell of each pair, value of cell)
+    min_values: int = PERSON_MIN_VALUES
+
+    def by(self, index: np.ndarray, size: int, per_pair: np.ndarray) -> np.ndarray:
+        """Per-pair sums re-aggregated by ``index`` (one entry per pair; -1 = left out)."""
+        used = index >= 0
+        return np.bincount(index[used], weights=per_pair[used], minlength=size)[:size]
+
+
+def _weeks(frame: pd.DataFrame, person: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Reference week of each row, counted from the reference's first day; -1 for the last week
+    when it covers less than half a week (reference weeks should be as long as a live window)."""
+    if "measured_at" not in frame.columns:
+        return None
+    stamps = pd.to_datetime(frame["measured_at"], utc=True)
+    days = ((stamps - stamps.min()) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+    week = np.floor(days / PERSON_BLOCK_DAYS).astype(np.int64)
+    last = int(week.max())
+    if float(days.max()) - last * PERSON_BLOCK_DAYS < PERSON_BLOCK_DAYS / 2 and last > 0:
+        week = np.where(week == last, -1, week)
+    return week, last + 1
+
+
+def _pairs(frame: pd.DataFrame) -> _Pairs:
+    n = len(frame)
+    segments: dict[str, tuple[np.ndarray, list[str]]] = {}
+    key = np.zeros(n, dtype=np.int64)
+    for column in SEGMENT_COLUMNS:
+        if column in frame.columns:
+            codes, uniques = pd.factorize(frame[column].astype("string").fillna("(none)"))
+            segments[column] = (codes.astype(np.int64), [str(u) for u in uniques])
+            key = key * max(len(uniques), 1) + codes
+            key = pd.factorize(key)[0].astype(np.int64)  # dense: no overflow however many
+    person = None
+    persons = 0
+    weeks = None
+    if "user_id" in frame.columns and n:
+        codes, uniques = pd.factorize(frame["user_id"], use_na_sentinel=False)
+        person, persons = codes.astype(np.int64), len(uniques)
+        weeks = _weeks(frame, person)
+        week_key = weeks[0] if weeks is not None else np.zeros(n, dtype=np.int64)
+        span = weeks[1] + 1 if weeks is not None else 1
+        # Week -1 (too short) becomes its own slot, span - 1, so its rows still count per person.
+        week_slot = np.where(week_key >= 0, week_key, span - 1)
+        key = (person * span + week_slot) * (int(key.max()) + 1 if n else 1) + key
+    codes, uniques = pd.factorize(key)
+    pairs = len(uniques)
+    first = np.empty(pairs, dtype=np.intp)
+    first[codes] = np.arange(n)
+    rows = np.bincount(codes, minlength=pairs).astype(np.float64)
+    pair_segments = {c: (v[first], values) for c, (v, values) in segments.items()}
+    out_person = person[first] if person is not None else None
+    week = week_person = None
+    n_weeks, minimum = 0, PERSON_MIN_VALUES
+    cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if out_person is not None:
+        for column, (v, values) in pair_segments.items():
+            cell, cell_keys = pd.factorize(out_person * max(len(values), 1) + v)
+            cells[column] = (cell, (np.asarray(cell_keys) % max(len(values), 1)).astype(np.int64))
+        if weeks is not None:
+            raw = weeks[0][first]
+            week_key = np.where(raw >= 0, out_person * weeks[1] + raw, -1)
+            dense, keys = pd.factorize(week_key)
+            valid = np.asarray(keys) >= 0
+            renumber = np.cumsum(valid) - 1
+            week = np.where(valid[dense], renumber[dense], -1)
+            week_person = (np.asarray(keys)[valid] // weeks[1]).astype(np.int64)
+            n_weeks = int(valid.sum())
+            used = week >= 0
+            rows_per_week = np.bincount(week[used], weights=rows[used], minlength=n_weeks)
+            if n_weeks:
+                minimum = max(2, math.ceil(float(np.median(rows_per_week)) / 2))
+    return _Pairs(
+        codes=codes,
+        rows=rows,
+        person=out_person,
+        persons=persons,
+        week=week,
+        week_person=week_person,
+        weeks=n_weeks,
+        segments=pair_segments,
+        cells=cells,
+        min_values=minimum,
+    )
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """One column's per-pair sums: present values, their sum and sum of squares, out-of-range."""
+
+    n: np.ndarray
+    total: np.ndarray
+    squares: np.ndarray
+    bad: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray, pairs: _Pairs, bad: np.ndarray | None = None) -> _Sums:
+        present = ~np.isnan(values)
+        v = np.where(present, values, 0.0)
+        size = len(pairs.rows)
+        count = lambda w: np.bincount(pairs.codes, weights=w, minlength=size)  # noqa: E731
+        return cls(
+            n=count(present),
+            total=count(v),
+            squares=count(v * v),
+            bad=count(bad) if bad is not None and bad.any() else np.zeros(size),
+        )
+
+
+def _moments_of(n: float, total: float, squares: float) -> dict[str, float | int | None]:
+    _, mean, var = moments_from_sums(np.array([n]), np.array([total]), np.array([squares]))
+    return {
+        "n": int(n),
+        "mean": float(mean[0]) if n else None,
+        "var": float(var[0]) if n > 1 else None,
+    }
+
+
+def _deff(pairs: _Pairs, n: np.ndarray, total: np.ndarray, squares: np.ndarray) -> float:
+    """Design effect by person of a column with these per-pair sums (1 without user ids)."""
+    if pairs.person is None or pairs.persons < 2:
+        return 1.0
+    k = pairs.persons
+    return design_effect_from_moments(
+        *moments_from_sums(
+            pairs.by(pairs.person, k, n),
+            pairs.by(pairs.person, k, total),
+            pairs.by(pairs.person, k, squares),
+        )
+    )
+
+
+def _feature_profile(values: np.ndarray, name: str, sums: _Sums, pairs: _Pairs) -> dict[str, Any]:
     integer = name in INTEGER_FEATURES
-    codes, groups = users if users is not None else (None, 0)
+    rows = float(pairs.rows.sum())
+    missed = pairs.rows - sums.n  # an indicator's sum and sum of squares alike
     return {
         "kind": "count" if integer else "continuous",
         "rows": len(values),
         # Effective sample size = n / deff (rows of one user are correlated); see stats.
-        "deff": design_effect(codes, values, groups),
-        "missing_deff": design_effect(codes, np.isnan(values).astype(np.float64), groups),
-        "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0,
-        "out_of_range_share": float(_out_of_range(values, name).mean()) if len(values) else 0.0,
-        "out_of_range_deff": design_effect(
-            codes, _out_of_range(values, name).astype(np.float64), groups
-        ),
-        **_moments(values),
-        **_binning_dict(present, integer),
+        "deff": _deff(pairs, sums.n, sums.total, sums.squares),
+        "missing_deff": _deff(pairs, pairs.rows, missed, missed),
+        "missing_share": float(missed.sum() / rows) if rows else 0.0,
+        "out_of_range_share": float(sums.bad.sum() / rows) if rows else 0.0,
+        "out_of_range_deff": _deff(pairs, pairs.rows, sums.bad, sums.bad),
+        **_moments_of(sums.n.sum(), sums.total.sum(), sums.squares.sum()),
+        **_binning_dict(values[~np.isnan(values)], integer),
     }
-
-
-@dataclass(frozen=True)
-class _People:
-    """Row -> person codes, and row -> (person, reference week) codes where time is known."""
-
-    codes: np.ndarray
-    count: int
-    weeks: np.ndarray | None  # person-week code of each row; -1 = a week too short to use
-    week_person: np.ndarray | None  # person code of each person-week
-    week_count: int
-    min_values: int = PERSON_MIN_VALUES
-
-
-def _people(frame: pd.DataFrame) -> _People | None:
-    if "user_id" not in frame.columns or not len(frame):
-        return None
-    codes, uniques = pd.factorize(frame["user_id"], use_na_sentinel=False)
-    codes = codes.astype(np.int64)
-    if "measured_at" not in frame.columns:
-        return _People(codes, len(uniques), None, None, 0)
-    stamps = pd.to_datetime(frame["measured_at"], utc=True)
-    days = ((stamps - stamps.min()) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
-    week = np.floor(days / PERSON_BLOCK_DAYS).astype(np.int64)
-    # The last week may be cut short by the end of the reference: keep it only when it covers at
-    # least half a week, so reference weeks are about as long as a live window.
-    last = int(week.max())
-    if float(days.max()) - last * PERSON_BLOCK_DAYS < PERSON_BLOCK_DAYS / 2 and last > 0:
-        week = np.where(week == last, -1, week)
-    key = np.where(week >= 0, codes * (last + 1) + week, -1)
-    dense, uniques_key = pd.factorize(key)
-    valid = uniques_key >= 0
-    renumber = np.cumsum(valid) - 1
-    weeks = np.where(valid[dense], renumber[dense], -1)
-    week_person = (np.asarray(uniques_key)[valid] // (last + 1)).astype(np.int64)
-    rows_per_week = np.bincount(weeks[weeks >= 0], minlength=int(valid.sum()))
-    minimum = max(2, math.ceil(float(np.median(rows_per_week)) / 2)) if len(rows_per_week) else 2
-    return _People(codes, len(uniques), weeks, week_person, int(valid.sum()), minimum)
 
 
 def _spread(values: np.ndarray) -> dict[str, float | int | None]:
@@ -204,23 +316,19 @@ def _spread(values: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
-def _person_means(codes: np.ndarray, values: np.ndarray, groups: int, minimum: int) -> np.ndarray:
-    n, mean, _ = grouped_moments(codes, values, groups)
-    return mean[n >= minimum]
-
-
-def _person_profile(values: np.ndarray, people: _People) -> dict[str, Any]:
+def _person_profile(sums: _Sums, pairs: _Pairs) -> dict[str, Any]:
     """Per-person means of one feature: their moments, and the reference weeks' range."""
-    out: dict[str, Any] = {
-        "min_values": people.min_values,
-        **_spread(_person_means(people.codes, values, people.count, people.min_values)),
-    }
-    if people.weeks is None or people.week_person is None or not people.week_count:
+    assert pairs.person is not None
+    n = pairs.by(pairs.person, pairs.persons, sums.n)
+    total = pairs.by(pairs.person, pairs.persons, sums.total)
+    keep = n >= pairs.min_values
+    out: dict[str, Any] = {"min_values": pairs.min_values, **_spread(total[keep] / n[keep])}
+    if pairs.week is None or pairs.week_person is None or not pairs.weeks:
         return out
-    used = people.weeks >= 0
-    n, mean, _ = grouped_moments(people.weeks[used], values[used], people.week_count)
-    keep = n >= people.min_values
-    weekly, owner = mean[keep], people.week_person[keep]
+    n = pairs.by(pairs.week, pairs.weeks, sums.n)
+    total = pairs.by(pairs.week, pairs.weeks, sums.total)
+    keep = n >= pairs.min_values
+    weekly, owner = total[keep] / n[keep], pairs.week_person[keep]
     if len(weekly) < 2:
         return out
     lo, hi = np.quantile(weekly, [PERSON_TAIL, 1 - PERSON_TAIL])
@@ -230,63 +338,59 @@ def _person_profile(values: np.ndarray, people: _People) -> dict[str, Any]:
     for side, outside in (("below", weekly < lo), ("above", weekly > hi)):
         # A person's weeks fall on the same side: the effective number of independent weeks
         # behind the share is the number of weeks over their design effect.
-        deff = design_effect(owner, outside.astype(np.float64), people.count)
+        deff = design_effect(owner, outside.astype(np.float64), pairs.persons)
         out[side] = float(outside.mean())
         out[f"{side}_n_eff"] = float(len(weekly) / deff)
     return out
 
 
-def _segment_people(
-    column_values: np.ndarray, in_segment: np.ndarray, people: _People, name: str
-) -> dict[str, Any]:
+def _segment_people(sums: _Sums, pairs: _Pairs, column: str, code: int) -> dict[str, Any]:
     """Per-person moments of one feature within one segment value: means of the present values,
     missing shares and out-of-range shares of the person's rows there."""
-    codes = people.codes[in_segment]
-    values = column_values[in_segment]
-    rows = np.bincount(codes, minlength=people.count)
-    enough = rows >= people.min_values
-    missing = np.bincount(codes, weights=np.isnan(values), minlength=people.count)
-    bad = np.bincount(codes, weights=_out_of_range(values, name), minlength=people.count)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "values": _spread(_person_means(codes, values, people.count, people.min_values)),
-            "missing": _spread((missing / rows)[enough]),
-            "out_of_range": _spread((bad / rows)[enough]),
-        }
+    cell, cell_value = pairs.cells[column]
+    size = len(cell_value)
+    mine = cell_value == code
+    n, total = pairs.by(cell, size, sums.n)[mine], pairs.by(cell, size, sums.total)[mine]
+    rows, bad = pairs.by(cell, size, pairs.rows)[mine], pairs.by(cell, size, sums.bad)[mine]
+    valued, enough = n >= pairs.min_values, rows >= pairs.min_values
+    return {
+        "values": _spread(total[valued] / n[valued]),
+        "missing": _spread(((rows - n) / rows)[enough]),
+        "out_of_range": _spread((bad / rows)[enough]),
+    }
 
 
-def _segment_profile(
-    frame: pd.DataFrame, columns: dict[str, np.ndarray], people: _People | None
-) -> dict[str, Any]:
+def _segment_profile(sums: dict[str, _Sums], pairs: _Pairs) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for segment in SEGMENT_COLUMNS:
-        if segment not in frame.columns:
-            continue
-        codes, uniques = pd.factorize(frame[segment].astype("string").fillna("(none)"))
-        counts = np.bincount(codes, minlength=len(uniques))
-        keep = np.argsort(-counts)[:MAX_SEGMENT_VALUES]
+    for column, (value_of_pair, uniques) in pairs.segments.items():
+        size = len(uniques)
+        counts = pairs.by(value_of_pair, size, pairs.rows)
+        people = (
+            np.bincount(pairs.cells[column][1], minlength=size) if column in pairs.cells else None
+        )
+        by_value = {
+            name: tuple(pairs.by(value_of_pair, size, a) for a in (s.n, s.total, s.squares, s.bad))
+            for name, s in sums.items()
+        }
         values: dict[str, Any] = {}
-        for code in keep:
-            if counts[code] < MIN_PROFILED_SEGMENT_ROWS:
+        for code in np.argsort(-counts, kind="stable")[:MAX_SEGMENT_VALUES]:
+            rows = float(counts[code])
+            if rows < MIN_PROFILED_SEGMENT_ROWS:
                 continue
-            mask = codes == code
-            entry: dict[str, Any] = {
-                "rows": int(counts[code]),
-                "features": {
-                    name: {
-                        **_moments(col[mask]),
-                        "missing_share": float(np.isnan(col[mask]).mean()),
-                        "out_of_range_share": float(_out_of_range(col[mask], name).mean()),
-                    }
-                    for name, col in columns.items()
-                },
-            }
+            features: dict[str, Any] = {}
+            for name, (n, total, squares, bad) in by_value.items():
+                features[name] = {
+                    **_moments_of(n[code], total[code], squares[code]),
+                    "missing_share": float((rows - n[code]) / rows),
+                    "out_of_range_share": float(bad[code] / rows),
+                }
+                if people is not None:
+                    features[name]["persons"] = _segment_people(sums[name], pairs, column, code)
+            entry: dict[str, Any] = {"rows": int(rows), "features": features}
             if people is not None:
-                entry["people"] = len(np.unique(people.codes[mask]))
-                for name, col in columns.items():
-                    entry["features"][name]["persons"] = _segment_people(col, mask, people, name)
-            values[str(uniques[code])] = entry
-        out[segment] = values
+                entry["people"] = int(people[code])
+            values[uniques[code]] = entry
+        out[column] = values
     return out
 
 
@@ -316,28 +420,34 @@ def build_reference_profile(
     for name, array in (("scores", scores), ("labels", labels)):
         if array is not None and len(array) != n:
             raise ValueError(f"{name} has {len(array)} values for {n} rows")
+    pairs = _pairs(frame)
     columns = {name: _column(frame, name) for name in FEATURE_NAMES}
-    people = _people(frame)
-    users = (people.codes, people.count) if people is not None else None
-    features = {name: _feature_profile(columns[name], name, users) for name in FEATURE_NAMES}
-    if people is not None:
+    sums = {
+        name: _Sums.of(values, pairs, _out_of_range(values, name))
+        for name, values in columns.items()
+    }
+    features = {
+        name: _feature_profile(columns[name], name, sums[name], pairs) for name in FEATURE_NAMES
+    }
+    if pairs.person is not None:
         for name in FEATURE_NAMES:
-            features[name]["persons"] = _person_profile(columns[name], people)
+            features[name]["persons"] = _person_profile(sums[name], pairs)
+    has_people = pairs.person is not None
     profile: dict[str, Any] = {
         "format": PROFILE_FORMAT,
         "features_version": FEATURES_VERSION,
         "rows": n,
-        "people": people.count if people is not None else None,
-        "person_min_values": people.min_values if people is not None else None,
+        "people": pairs.persons if has_people else None,
+        "person_min_values": pairs.min_values if has_people else None,
         "features": features,
-        "segments": _segment_profile(frame, columns, people),
+        "segments": _segment_profile(sums, pairs),
     }
     if scores is not None and n:
         s = np.asarray(scores, dtype=np.float64)
-        codes, groups = users if users is not None else (None, 0)
+        score_sums = _Sums.of(s, pairs)
         profile["scores"] = {
             **_moments(s),
-            "deff": design_effect(codes, s, groups),
+            "deff": _deff(pairs, score_sums.n, score_sums.total, score_sums.squares),
             **_binning_dict(s[~np.isnan(s)], integer=False),
             "quantiles": np.quantile(s, SCORE_QUANTILES).tolist(),
         }
