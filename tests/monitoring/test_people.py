@@ -154,3 +154,24 @@ def test_profile_stores_people_and_the_range_of_their_weekly_means() -> None:
     missing = segment["features"]["hrv_rmssd_ms"]["persons"]["missing"]
     assert missing["k"] == 20 and missing["mean"] == 1.0
     ReferenceProfile.from_dict(json.loads(json.dumps(profile)))  # JSON round trip
+
+
+def test_without_user_ids_the_monitor_judges_rows(
+    scenario_data: Callable[[str], Scenario],
+) -> None:
+    """A table without user ids (or a profile built without them) has no people to judge: the
+    person-level signals are skipped and the segments are judged on rows."""
+    scenario = scenario_data("device_firmware")
+    anonymous = scenario.window.drop(columns=["user_id"])
+    report = run_monitor(
+        monitor_settings(),
+        current=anonymous,
+        reference=scenario.reference,
+        threshold=scenario.threshold,
+        store=False,
+        html=False,
+    )
+    assert report.persons == []
+    hrv = next(f for f in report.features if f.name == "hrv_rmssd_ms")
+    assert hrv.drifted and hrv.segments[0]["value"] == "Ring Gen2"
+    assert hrv.segments[0]["unit"] == "rows"
