@@ -109,3 +109,19 @@ def test_sync_is_charged_one_token_per_event(
             # ...until the events it sent are paid for at the sustained rate.
             assert int(after.headers["retry-after"]) >= 100
             assert client.get("/v1/me").status_code == 429
+
+
+def test_a_batch_is_charged_one_token_per_item(
+    tmp_path: Path, trained_registry: TrainedRegistry
+) -> None:
+    settings = trained_registry.settings(tmp_path, rate_limit_per_s=0.1, rate_limit_burst=20)
+    for live in start_api(settings, trained_registry):
+        own = _user_bodies(live, 1)[0]
+        items = [{**own, "event_id": str(uuid.uuid4())} for _ in range(30)]
+        with live.client(own["user_id"]) as client:
+            big = client.post("/v1/predictions:batch", json={"items": items})
+            assert big.status_code == 200, big.text
+            # Thirty scored items cost what thirty single requests would: the key is in debt.
+            after = client.post("/v1/predictions", json={**own, "event_id": str(uuid.uuid4())})
+            assert after.status_code == 429
+            assert int(after.headers["retry-after"]) >= 100

@@ -58,9 +58,13 @@ def verify_device_key(uow_factory: UnitOfWorkFactory, presented: str) -> str | N
     key_id, secret = parsed
     with uow_factory() as uow:
         device = uow.devices.get_active(key_id)
-        if device is None or not secret_matches(secret, device.key_hash):
-            return None
-        return device.user_id
+        user_id, key_hash = (device.user_id, device.key_hash) if device else (None, _NO_KEY_HASH)
+    # An unknown key id is checked against a hash no secret has, so that both refusals do the
+    # same work and their timing says nothing about which key ids exist.
+    return user_id if secret_matches(secret, key_hash) else None
+
+
+_NO_KEY_HASH = "0" * 64  # never the SHA-256 of a secret
 
 
 def revoke_device_key(uow_factory: UnitOfWorkFactory, key_id: str) -> bool:

@@ -15,7 +15,7 @@ from fatigue_guard.contract.schemas import (
     PredictionRequest,
     PredictionResponse,
 )
-from fatigue_guard.serving.auth import Principal, device_principal, ensure_own_user
+from fatigue_guard.serving.auth import Principal, charge_items, device_principal, ensure_own_user
 from fatigue_guard.serving.model_slot import LoadedModel
 from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.routes.common import json_body_schema, json_response, parse_body
@@ -84,6 +84,8 @@ async def create_predictions_batch(
     principal: Principal = Depends(device_principal),
 ) -> Response:
     batch = await parse_body(request, BatchPredictionRequest, state)
+    # A batch is scored item by item: it costs the key what as many single requests would.
+    charge_items(state, principal, len(batch.items))
     model = _serving_model(state)
     results: list[dict[str, Any]] = [{} for _ in batch.items]
     valid: list[tuple[int, PredictionRequest]] = []
