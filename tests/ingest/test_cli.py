@@ -235,3 +235,16 @@ def test_train_accepts_the_imported_table(
         get_settings.cache_clear()
     assert trained.exit_code == 0, trained.output
     assert "invalid rows excluded: 0 of 267" in " ".join(trained.output.split())
+
+
+def test_an_export_where_no_report_can_become_a_row(
+    export: Path, tmp_path: Path, cli: typer.Typer
+) -> None:
+    (export / "p13/fitbit/sleep.json").write_text("[]")
+    with pytest.raises(IngestError, match="no row could be built"):
+        import_fitbit(export / "p13", timezone=TIMEZONE)
+    result = run(cli, export / "p13", tmp_path / "out.csv")
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "72 reports, no row could be built" in text
+    assert "no main sleep ended in the 24 h before the report: 67" in text

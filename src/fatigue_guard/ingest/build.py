@@ -259,8 +259,7 @@ def _assemble(
         raise IngestError(
             f"{len(reports)} reports, no row could be built"
             + (f" ({reasons})" if reasons else "")
-            + (f"; {contract.summary()}" if contract.invalid_rows else ""),
-            path=None,
+            + (f"; {contract.summary()}" if contract.invalid_rows else "")
         )
     summary = _summary(participants, reports, outcome, table, valid)
     return ImportResult(
