@@ -36,7 +36,8 @@ DEPLOYMENTS = ("blue", "green")
 SECRETS: Mapping[str, str] = {
     "FATIGUE_GUARD_DATABASE_URL": "fatigue-guard-database-url",
     "FATIGUE_GUARD_AZURE_STORAGE_CONNECTION_STRING": "fatigue-guard-storage-connection-string",
-    "FATIGUE_GUARD_ADMIN_TOKEN": "fatigue-guard-admin-token",
+    # A Key Vault secret name, not the secret.
+    "FATIGUE_GUARD_ADMIN_TOKEN": "fatigue-guard-admin-token",  # nosec B105
 }
 # Without an admin token the admin routes are simply off; the other two are the shared data
 # plane every instance needs (several instances cannot share an embedded SQLite file).

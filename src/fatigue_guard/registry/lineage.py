@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import subprocess  # nosec B404: runs git, with fixed arguments
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,10 +23,10 @@ def git_commit(cwd: Path | None = None) -> dict[str, str]:
     """Commit of the code that trained the model, and whether the tree had local changes."""
     where = cwd or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(
+        commit = subprocess.run(  # nosec B603 B607: git from PATH, fixed arguments
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
         ).stdout.strip()
-        dirty = subprocess.run(
+        dirty = subprocess.run(  # nosec B603 B607: git from PATH, fixed arguments
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=where,
             capture_output=True,
