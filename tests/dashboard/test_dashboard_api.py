@@ -262,6 +262,7 @@ def test_traffic_counts_what_was_stored(seeded: Seeded) -> None:
     assert totals["server"] == seeded.predictions
     assert totals["edge"] == seeded.edge_events
     assert totals["predictions"] == seeded.predictions + seeded.edge_events
+    assert totals["feedback"] == seeded.predictions  # every served prediction got its label
     assert 0 < body["alert_rate"] < 1
     chart = _charts(body)["predictions"]
     per_min = 60 / body["step_s"]

@@ -54,7 +54,6 @@ class Context:
     now: datetime
     cached: Cached[Any]
     recorder_stats: Callable[[], Any] | None = None
-    monitoring: Any = None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -287,6 +286,14 @@ def traffic_series(ctx: Context, hours: float) -> TrafficSeries:
 
 def traffic_panel(ctx: Context, hours: float) -> dict[str, Any]:
     t = traffic_series(ctx, hours)
+
+    def labels() -> int:
+        with ctx.storage.uow_factory() as uow:
+            return DashboardQueries(uow.session).feedback_received(
+                ctx.now - timedelta(hours=hours), ctx.now + timedelta(seconds=1)
+            )
+
+    feedback = ctx.cached(f"feedback:{hours:g}", labels)
     per_min = 60.0 / t.step_s
     total = [a + b for a, b in zip(t.server, t.edge, strict=True)]
     empty = (
@@ -321,6 +328,8 @@ def traffic_panel(ctx: Context, hours: float) -> dict[str, Any]:
         "server": int(sum(t.server)),
         "edge": int(sum(t.edge)),
         "alerts": int(sum(t.alerts)),
+        # Labels that arrived in the window: what live precision and recall will be made of.
+        "feedback": feedback,
     }
     return _envelope(
         "traffic",

@@ -147,7 +147,6 @@ def _context(request: Request, state: ServingState) -> panels.Context:
         now=datetime.now(UTC),
         cached=runtime.cache.get,
         recorder_stats=lambda: storage.recorder.stats(),
-        monitoring=state.monitoring,
     )
 
 

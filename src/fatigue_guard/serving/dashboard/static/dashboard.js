@@ -300,6 +300,7 @@
       fact(`Predictions (${num(d.hours, 0)} h)`, String(d.totals.predictions)),
       fact("Edge events", String(d.totals.edge)),
       fact("Alert rate", pct(d.alert_rate)),
+      fact("Feedback received", String(d.totals.feedback)),
       fact("Bucket", `${d.step_s} s`));
     drawCharts("traffic-charts", d.charts);
   }
