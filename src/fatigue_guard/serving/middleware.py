@@ -79,6 +79,7 @@ class RequestContextMiddleware:
                 # share of a slow answer from its own network and connection set-up.
                 elapsed_ms = (time.perf_counter() - start) * 1000
                 headers.append((b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()))
+                headers.extend(_security_headers(headers))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -157,6 +158,31 @@ def _guarded_body(receive: Receive, limit: int, idle_s: float, total_s: float) -
         return message
 
     return wrapped
+
+
+# Every answer: no MIME sniffing, no referrer, no framing, readable by this origin only. The API
+# sends no CORS headers at all, so browsers on other origins cannot read its answers.
+_ALWAYS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+# Answers that are not pages (JSON, problem documents, ONNX files, metrics) run nothing in a
+# browser and hold health data: no scripts, no caching. Pages set their own policy.
+_NOT_A_PAGE = (
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+)
+
+
+def _security_headers(present: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {name.lower() for name, _ in present}
+    content_type = next((v for n, v in present if n.lower() == b"content-type"), b"")
+    extra = [h for h in _ALWAYS if h[0] not in names]
+    if not content_type.startswith(b"text/html"):
+        extra += [h for h in _NOT_A_PAGE if h[0] not in names]
+    return extra
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
