@@ -82,7 +82,14 @@ def test_sync_is_idempotent_and_names_bad_events_by_index(api: LiveApi) -> None:
     rejected = {r["index"]: r["errors"] for r in first.json()["rejected"]}
     assert rejected[3][0]["field"] == "features.resting_hr_bpm"
     assert rejected[4][0]["field"] == "prediction.model_version"
-    assert second.json() == {"accepted": 0, "duplicates": 3, "conflicts": [], "rejected": []}
+    assert second.json() == {
+        "accepted": 0,
+        "duplicates": 3,
+        "accepted_pending": 0,
+        "pending": [],
+        "conflicts": [],
+        "rejected": [],
+    }
     with api.storage.engine.connect() as connection:
         rows = connection.execute(
             text("SELECT served_by, count(*) FROM predictions GROUP BY served_by")

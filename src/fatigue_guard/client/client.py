@@ -180,7 +180,8 @@ class FatigueClient:
     def sync(self) -> SyncReport:
         """Upload queued edge events (then queued feedback) in batches, with back-off.
 
-        Removes only what the server acknowledged (accepted or duplicate). An event the server
+        Removes only what the server acknowledged (accepted or duplicate); an event it stored but
+        could not check yet (``pending``) stays queued for the next call. An event the server
         reports as a conflict (its event_id belongs to another user's event) is kept, parked, and
         reported. Stops early, without raising, when the server stays unreachable; the rest waits
         for the next call.
@@ -192,6 +193,7 @@ class FatigueClient:
                 "duplicates",
                 "rejected",
                 "conflicts",
+                "pending",
                 "feedback_sent",
                 "feedback_rejected",
             ),
@@ -334,9 +336,9 @@ class FatigueClient:
                 return exc.reason
             rejected = {int(r["index"]): r.get("errors", []) for r in answer.get("rejected", [])}
             conflicts = {int(c["index"]): c.get("errors", []) for c in answer.get("conflicts", [])}
-            self.queue.remove(
-                item.seq for i, item in enumerate(batch) if i not in rejected and i not in conflicts
-            )
+            pending = {int(i) for i in answer.get("pending", [])}
+            kept = rejected.keys() | conflicts.keys() | pending
+            self.queue.remove(item.seq for i, item in enumerate(batch) if i not in kept)
             for index, errors in rejected.items():
                 self.queue.reject(batch[index].seq, json.dumps(errors))
             for index, errors in conflicts.items():
@@ -347,6 +349,7 @@ class FatigueClient:
             counts["duplicates"] += int(answer.get("duplicates", 0))
             counts["rejected"] += len(rejected)
             counts["conflicts"] += len(conflicts)
+            counts["pending"] += len(pending)
             after = batch[-1].seq
 
     def _park_conflict(self, event_id: str, errors: list[dict[str, str]]) -> None:

@@ -25,7 +25,9 @@ class SyncReport:
     ``complete`` is False when the server stayed unreachable after the retries: the rest is
     still queued for the next call. ``conflicts`` counts events whose event_id the server holds
     for another user (``conflict_event_ids`` names them): they stay on the device, parked,
-    and need the user's or support's attention; sending them again cannot succeed.
+    and need the user's or support's attention; sending them again cannot succeed. ``pending``
+    counts events the server stored while it could not check them: they stay queued and the
+    next sync gets their real answer.
     """
 
     sent: int = 0
@@ -34,6 +36,8 @@ class SyncReport:
     rejected: int = 0
     conflicts: int = 0
     conflict_event_ids: tuple[str, ...] = ()
+    # Stored by the server while its database was down; kept here and sent again next time.
+    pending: int = 0
     feedback_sent: int = 0
     feedback_rejected: int = 0
     remaining: int = 0

@@ -154,6 +154,12 @@ class IndexedErrors(BaseModel):
 class SyncResult(BaseModel):
     accepted: int = Field(ge=0)
     duplicates: int = Field(ge=0)
+    accepted_pending: int = Field(
+        ge=0,
+        description="Stored while the SQL database was down: keep these events and send them "
+        "again later; the answer then says accepted, duplicate or conflict.",
+    )
+    pending: list[int] = Field(description="Indices of the accepted_pending events.")
     conflicts: list[IndexedErrors]
     rejected: list[IndexedErrors]
 

@@ -111,20 +111,30 @@ async def sync_events(
     rejected.sort(key=lambda r: r["index"])
     accepted = duplicates = 0
     conflicts: list[dict[str, Any]] = []
+    pending: list[int] = []
     if records:
-        accepted, not_new, taken = await run_in_threadpool(
-            _record, state, records, principal.user_id
-        )
-        for index, record in zip(indices, records, strict=True):
-            if record.event_id in taken:
-                conflicts.append({"index": index, "errors": _CONFLICT})
-            else:
-                state.metrics.predictions.labels(record.model_version, "edge").inc()
-        duplicates = not_new - len(conflicts)
+        outcome = await run_in_threadpool(_record, state, records, principal.user_id)
+        if outcome is None:
+            # Spooled while the SQL database is down: stored, but whether each event is new, a
+            # replay or another user's cannot be known yet. Saying "accepted" would let the
+            # phone delete an event the replay may drop as someone else's; "pending" keeps it
+            # on the phone until a later sync gets the real answer (a replay of ours is then a
+            # duplicate).
+            pending = indices
+        else:
+            accepted, not_new, taken = outcome
+            for index, record in zip(indices, records, strict=True):
+                if record.event_id in taken:
+                    conflicts.append({"index": index, "errors": _CONFLICT})
+                else:
+                    state.metrics.predictions.labels(record.model_version, "edge").inc()
+            duplicates = not_new - len(conflicts)
     return json_response(
         {
             "accepted": accepted,
             "duplicates": duplicates,
+            "accepted_pending": len(pending),
+            "pending": pending,
             "conflicts": conflicts,
             "rejected": rejected,
         }
@@ -150,9 +160,12 @@ async def _thresholds(state: ServingState, versions: list[str]) -> dict[str, flo
 
 def _record(
     state: ServingState, records: list[PredictionRecord], user_id: str
-) -> tuple[int, int, set[UUID]]:
-    """How many were new, how many were not, and which event_ids another user holds."""
+) -> tuple[int, int, set[UUID]] | None:
+    """How many were new, how many were not, and which event_ids another user holds; ``None``
+    when the records went to the spool and none of that can be known yet."""
     result = state.recorder.record_many(records)
+    if result.spooled:
+        return None
     # The recorder counts every event_id it already had as a duplicate; only the stored
     # owner tells a replay of ours from someone else's event. Replays are rare, so one
     # lookup each is cheap.
