@@ -9,7 +9,8 @@ the monitor at a few passes over memory per column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -17,7 +18,13 @@ import pandas as pd
 
 from fatigue_guard.contract.features import FEATURE_NAMES, LABEL_COLUMN, SEGMENT_COLUMNS
 from fatigue_guard.model.stats import design_effect
-from fatigue_guard.monitoring.summary import ColumnSummary, Grouping, build_grouping, summarise
+from fatigue_guard.monitoring.summary import (
+    ColumnSummary,
+    Grouping,
+    PersonSums,
+    build_grouping,
+    summarise,
+)
 
 SCORE_COLUMN = "probability"
 ALERT_COLUMN = "alert"
@@ -34,10 +41,15 @@ class Segment:
 
 @dataclass
 class Window:
-    """What the signals read: ``features[name]`` float64 (NaN = missing), optional extras."""
+    """What the signals read: ``features[name]`` float64 (NaN = missing), optional extras.
+
+    ``features`` is any mapping: the live reader's loads each column from local files when it
+    is asked for (:class:`fatigue_guard.monitoring.live.SpilledColumns`), so a signal should
+    take one feature at a time and not keep the arrays it has finished with.
+    """
 
     rows: int
-    features: dict[str, np.ndarray]
+    features: Mapping[str, np.ndarray]
     segments: dict[str, Segment] = field(default_factory=dict)
     scores: np.ndarray | None = None
     alerts: np.ndarray | None = None
@@ -52,6 +64,9 @@ class Window:
     user_codes: np.ndarray | None = None
     users: int = 0
     _summaries: dict[str, ColumnSummary] = field(default_factory=dict, init=False, repr=False)
+    _counts: dict[tuple[int, int], list[np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def design_effect(self, values: np.ndarray) -> float:
         """How much the rows of one user repeat themselves for ``values`` (>= 1)."""
@@ -70,8 +85,46 @@ class Window:
         if name not in self._summaries:
             values = self.scores if name == SCORE_COLUMN else self.features[name]
             assert values is not None, f"the window has no {name}"
-            self._summaries[name] = summarise(values, self.grouping)
+            self._summaries[name] = self._shared(summarise(values, self.grouping))
         return self._summaries[name]
+
+    def _count(self, counts: np.ndarray) -> np.ndarray:
+        """``counts``, or the equal array an earlier summary holds (made read-only)."""
+        # A hash of the bytes finds the candidate without comparing every earlier array.
+        same = self._counts.setdefault((len(counts), hash(counts.tobytes())), [])
+        for known in same:
+            if np.array_equal(known, counts):
+                return known
+        counts.setflags(write=False)
+        same.append(counts)
+        return counts
+
+    def _shared(self, summary: ColumnSummary) -> ColumnSummary:
+        """``summary`` with its row and present-value counts shared with the other columns'.
+
+        Every column's summary holds rows per person, per person cell and per segment value,
+        the same arrays for every column, and present counts equal to them when nothing is
+        missing. With a hundred thousand people and a few dozen columns the copies would be a
+        few hundred megabytes; one copy of each is kept instead.
+        """
+
+        def persons(p: PersonSums) -> PersonSums:
+            return replace(p, rows=self._count(p.rows), n=self._count(p.n))
+
+        return replace(
+            summary,
+            persons=persons(summary.persons) if summary.persons is not None else None,
+            segment_persons=(
+                {c: persons(p) for c, p in summary.segment_persons.items()}
+                if summary.segment_persons is not None
+                else None
+            ),
+            segments={
+                c: replace(m, rows=self._count(m.rows), n=self._count(m.n))
+                for c, m in summary.segments.items()
+            },
+            pair_n=self._count(summary.pair_n) if summary.pair_n is not None else None,
+        )
 
     @property
     def scored_mask(self) -> np.ndarray:
