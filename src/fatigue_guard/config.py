@@ -144,6 +144,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Single-row p95 a version must meet in its pre-serving check, ms.",
     )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "How long an API process takes at most to stop after SIGTERM: /readyz answers 503 "
+            "while it keeps serving (a quarter of this, at most 5 s), then it stops accepting, "
+            "finishes the requests in flight (up to a quarter) and lets its recorder commit and "
+            "ship what it holds in the rest. Keep it below the orchestrator's kill deadline "
+            "(Kubernetes: terminationGracePeriodSeconds)."
+        ),
+    )
     recorder_process: bool = Field(
         default=True,
         description=(

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from fatigue_guard.serving.shutdown import Shutdown
+
 # uvicorn's httptools protocol plus a deadline for the request head: uvicorn has none, so a
 # client sending part of a head (or nothing) would hold its connection for ever.
 HTTP_PROTOCOL = "fatigue_guard.serving.middleware:GuardedHttpToolsProtocol"
@@ -40,14 +42,15 @@ def log_config(log_level: str) -> dict[str, Any]:
     return config
 
 
-def uvicorn_options(log_level: str) -> dict[str, Any]:
+def uvicorn_options(log_level: str, shutdown_grace_s: float = 20.0) -> dict[str, Any]:
     """What ``serve`` passes to uvicorn besides the app, the address and the workers."""
     return {
         "http": HTTP_PROTOCOL,
         "log_level": log_level,
         "log_config": log_config(log_level),
         "access_log": False,  # request lines carry user ids; our own middleware logs safely
-        "timeout_graceful_shutdown": 10,
+        # The requests' share of the grace period, once the port is closed (see Shutdown).
+        "timeout_graceful_shutdown": Shutdown(shutdown_grace_s).requests_s,
     }
 
 
@@ -69,19 +72,22 @@ def serve(
     from rich.console import Console
 
     from fatigue_guard.config import get_settings
+    from fatigue_guard.serving.server import draining_servers
 
-    if workers > 1 and get_settings().effective_database_url.startswith("sqlite"):
+    settings = get_settings()
+    if workers > 1 and settings.effective_database_url.startswith("sqlite"):
         Console(stderr=True).print(
             f"[bold yellow]warning:[/] {workers} workers share one SQLite file: every commit "
             "waits for the others' file lock (p99 above 100 ms measured under load). Set "
             "FATIGUE_GUARD_DATABASE_URL to PostgreSQL for more than one worker."
         )
 
-    uvicorn.run(
-        "fatigue_guard.serving.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        **uvicorn_options(log_level),
-    )
+    with draining_servers():
+        uvicorn.run(
+            "fatigue_guard.serving.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(log_level, settings.shutdown_grace_s),
+        )

@@ -12,6 +12,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import exc as sa_exc
@@ -38,11 +39,15 @@ from fatigue_guard.serving.routes import (
     sync,
 )
 from fatigue_guard.serving.served_by import ServedByMiddleware
+from fatigue_guard.serving.shutdown import SHUTDOWN_STATE_KEY
 from fatigue_guard.serving.state import ServingState
 from fatigue_guard.storage.factory import Storage, build_storage
 from fatigue_guard.storage.recording.recorder_process import RecorderProcess
 
 log = logging.getLogger(__name__)
+
+# Kept free at the end of the grace period for the process to close its pools and exit.
+_EXIT_MARGIN_S = 1.0
 
 
 def _load_model(state: ServingState) -> None:
@@ -148,7 +153,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     state = ServingState(settings=settings, metrics=ApiMetrics())
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         owns_storage = storage is None
         state.storage = storage or _open_storage(settings)
         state.auth = build_auth(settings, state.storage.verify_device_key)
@@ -168,12 +173,18 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         watcher.start()
         monitor = _start_monitoring(state)
         try:
-            yield
+            # Lifespan state: the server marks the stop signal's arrival on this object.
+            yield {SHUTDOWN_STATE_KEY: state.shutdown}
         finally:
             monitor.stop()
             watcher.stop()
             if owns_storage:
-                state.storage.stop()
+                # Within what is left of the grace period: the recorder's stop may spend its
+                # timeout in several steps (committing, the outbox thread, then an outbox drain
+                # that also ships the rows other replicas keep adding under load), so it gets a
+                # third. What it cannot ship by then stays durable in SQL or the spool.
+                left = state.shutdown.remaining_s() - _EXIT_MARGIN_S
+                state.storage.stop(max(0.5, left / 3))
                 state.storage.close()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from fastapi import Request
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.metrics import ApiMetrics
 from fatigue_guard.serving.model_slot import ModelSlot
+from fatigue_guard.serving.shutdown import Shutdown
 from fatigue_guard.serving.thresholds import VersionThresholds
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ class ServingState:
     auth: AuthServices | None = None
     monitoring: Any = None  # serving.app._Monitoring once started (scheduler + retrainer)
     edge_thresholds: VersionThresholds = field(init=False)
+    shutdown: Shutdown = field(init=False)
 
     def __post_init__(self) -> None:
+        self.shutdown = Shutdown(self.settings.shutdown_grace_s)
         self.edge_thresholds = VersionThresholds(self.settings, self.models)
 
     @property

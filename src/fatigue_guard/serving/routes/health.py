@@ -74,7 +74,7 @@ def _recording_check(state: ServingState) -> dict[str, object]:
 
 @router.get("/readyz")
 async def readyz(request: Request, state: ServingState = Depends(get_state)) -> Response:
-    """Ready when a model is loaded; the admin token adds the details.
+    """Ready when a model is loaded and no stop signal came; the admin token adds the details.
 
     The stores do not decide readiness: with the SQL database down, answers are recorded in the
     local spool, and with the blob store down, features wait in the outbox. Taking a replica
@@ -85,7 +85,9 @@ async def readyz(request: Request, state: ServingState = Depends(get_state)) -> 
         "model": _model_check(state),
         "recording": _recording_check(state),
     }
-    ready = all(bool(c.get("ok")) for c in checks.values())
+    # From the stop signal on, the process still answers but is going away: a load balancer
+    # must stop sending before it closes its port.
+    ready = not state.shutdown.draining and all(bool(c.get("ok")) for c in checks.values())
     if not _is_admin(request, state):
         checks = {name: {"ok": bool(c.get("ok"))} for name, c in checks.items()}
     body = {"status": "ready" if ready else "not-ready", "checks": checks}
