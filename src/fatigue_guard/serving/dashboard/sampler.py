@@ -13,6 +13,7 @@ process that served it (its pid is in the answer).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import threading
@@ -30,6 +31,8 @@ from fatigue_guard.serving.metrics import LATENCY_BUCKETS
 # dashboard polling itself would show up as the load it is measuring.
 EXCLUDED_PREFIXES = ("/dashboard", "/v1/admin/dashboard", "/metrics", "/healthz", "/readyz")
 UPPER_BOUNDS = (*LATENCY_BUCKETS, math.inf)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +189,7 @@ class MetricsHistory:
             try:
                 self.sample()
             except Exception:  # a failing gauge callback must not end the history
-                continue
+                log.debug("metrics sample failed", exc_info=True)
 
     def sample(self) -> Snapshot:
         snapshot = read_snapshot(self._registry, self._clock())
