@@ -9,54 +9,20 @@ so they reach pytest's ``caplog``).
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
 from fatigue_guard.config import Settings
 from fatigue_guard.serving.app import create_app
 from fatigue_guard.serving.state import ServingState
 from fatigue_guard.storage.factory import Storage, build_storage
+from tests.fixtures.live_server import LiveServer
 from tests.fixtures.models import TrainedRegistry
 from tests.serving.conftest import LiveApi
 
 KeyCheck = Callable[[str], str | None]
-
-
-class _Server:
-    def __init__(self, app: Any, **options: Any) -> None:
-        self.port = 0
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            # The kernel picks the port as it binds: no window in which another process on the
-            # machine takes a port chosen beforehand.
-            port=0,
-            lifespan="on",
-            log_config=None,
-            **{"log_level": "warning", **options},
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the server thread exited during start-up")
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.02)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
 
 
 @contextmanager
@@ -73,7 +39,8 @@ def running_api(
     if wrap_key_check is not None:
         storage.verify_device_key = wrap_key_check(storage.verify_device_key, storage)  # type: ignore[method-assign]
     app = create_app(settings, storage=storage)
-    server = _Server(app, **uvicorn_options)
+    # No log_config: uvicorn's own records reach pytest's caplog.
+    server = LiveServer(app, log_config=None, **uvicorn_options)
     server.start()
     try:
         yield (
