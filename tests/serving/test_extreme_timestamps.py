@@ -7,29 +7,14 @@ same request are stored and the bad one gets its own error.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
 from tests.serving.conftest import LiveApi
+from tests.serving.payloads import edge_event, own_bodies
 
 # Year 9999 a few hours west of UTC and year 1 east of it: valid local times, no UTC instant.
 EXTREMES = ["9999-12-31T23:59:59-10:00", "0001-01-01T00:00:00+15:02"]
-
-
-def _own(api: LiveApi, n: int) -> list[dict[str, Any]]:
-    bodies = api.bodies(400)
-    user = bodies[0]["user_id"]
-    own = [b for b in bodies if b["user_id"] == user]
-    assert len(own) >= n
-    return own[:n]
-
-
-def _edge_event(body: dict[str, Any], version: str) -> dict[str, Any]:
-    return {
-        **{k: body[k] for k in ("event_id", "user_id", "measured_at", "features")},
-        "prediction": {"fatigue_probability": 0.3, "alert": False, "model_version": version},
-    }
 
 
 def _stored(api: LiveApi, event_id: str) -> bool:
@@ -56,7 +41,7 @@ def test_single_routes_answer_422_naming_the_timestamp(api: LiveApi, stamp: str)
 
 
 def test_batch_item_with_extreme_timestamp_fails_alone(api: LiveApi) -> None:
-    own = _own(api, 4)
+    own = own_bodies(api, 4)
     bad = [{**b, "measured_at": stamp} for b, stamp in zip(own[2:], EXTREMES, strict=True)]
     items = [own[0], bad[0], own[1], bad[1]]
     with api.client(own[0]["user_id"]) as client:
@@ -73,8 +58,8 @@ def test_batch_item_with_extreme_timestamp_fails_alone(api: LiveApi) -> None:
 
 
 def test_sync_stores_the_good_events_and_rejects_the_extreme_one(api: LiveApi) -> None:
-    own = _own(api, 3)
-    events = [_edge_event(b, api.registry.version) for b in own]
+    own = own_bodies(api, 3)
+    events = [edge_event(b, api.registry.version) for b in own]
     events[1]["measured_at"] = EXTREMES[0]
     with api.client(own[0]["user_id"]) as client:
         response = client.post("/v1/sync", json={"events": events})

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import text
 
 from tests.fixtures.waiting import wait_until
 from tests.serving.conftest import LiveApi
-
-
-def _edge_event(body: dict[str, Any], version: str, probability: float = 0.42) -> dict[str, Any]:
-    return {
-        "event_id": body["event_id"],
-        "user_id": body["user_id"],
-        "measured_at": body["measured_at"],
-        "features": body["features"],
-        "prediction": {
-            "fatigue_probability": probability,
-            "alert": False,
-            "model_version": version,
-        },
-    }
-
-
-def _user_bodies(api: LiveApi, n: int) -> list[dict[str, Any]]:
-    bodies = api.bodies(400)
-    user = bodies[0]["user_id"]
-    own = [b for b in bodies if b["user_id"] == user]
-    assert len(own) >= n
-    return own[:n]
+from tests.serving.payloads import edge_event, own_bodies
 
 
 def test_feedback_joins_its_prediction_and_is_idempotent(api: LiveApi) -> None:
@@ -67,12 +45,12 @@ def test_feedback_joins_its_prediction_and_is_idempotent(api: LiveApi) -> None:
 
 
 def test_sync_is_idempotent_and_names_bad_events_by_index(api: LiveApi) -> None:
-    own = _user_bodies(api, 4)
+    own = own_bodies(api, 4)
     version = api.registry.version
-    events = [_edge_event(b, version) for b in own[:3]]
-    broken = _edge_event(own[3], version)
+    events = [edge_event(b, version) for b in own[:3]]
+    broken = edge_event(own[3], version)
     broken["features"] = {**broken["features"], "resting_hr_bpm": 400}
-    unknown_version = _edge_event({**own[3], "event_id": str(uuid.uuid4())}, "999")
+    unknown_version = edge_event({**own[3], "event_id": str(uuid.uuid4())}, "999")
     with api.client(own[0]["user_id"]) as client:
         first = client.post("/v1/sync", json={"events": [*events, broken, unknown_version]})
         second = client.post("/v1/sync", json={"events": events})
@@ -98,7 +76,7 @@ def test_sync_is_idempotent_and_names_bad_events_by_index(api: LiveApi) -> None:
 
 
 def test_erasure_removes_the_user_from_sql_and_blob(api: LiveApi) -> None:
-    own = _user_bodies(api, 3)
+    own = own_bodies(api, 3)
     other = next(b for b in api.bodies(400) if b["user_id"] != own[0]["user_id"])
     user = own[0]["user_id"]
     with api.client(user) as client:

@@ -12,6 +12,7 @@ from typing import Any
 
 from fatigue_guard.client import FatigueClient
 from tests.serving.conftest import LiveApi
+from tests.serving.payloads import edge_event
 
 CONFLICT = [{"field": "event_id", "message": "already used by another event"}]
 
@@ -26,21 +27,17 @@ def _two_users(api: LiveApi) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return first, second[:3]
 
 
-def _edge_event(body: dict[str, Any], version: str, event_id: str | None = None) -> dict[str, Any]:
-    return {
-        **{k: body[k] for k in ("user_id", "measured_at", "features")},
-        "event_id": event_id or body["event_id"],
-        "prediction": {"fatigue_probability": 0.7, "alert": True, "model_version": version},
-    }
-
-
 def test_sync_reports_another_users_event_id_as_a_conflict(api: LiveApi) -> None:
     first, second = _two_users(api)
     version = api.registry.version
     with api.client(first["user_id"]) as client:
         client.post("/v1/predictions", json=first).raise_for_status()
-    taken = _edge_event(second[0], version, event_id=first["event_id"])
-    events = [_edge_event(second[1], version), taken, _edge_event(second[2], version)]
+    taken = edge_event(second[0], version, event_id=first["event_id"], alert=True)
+    events = [
+        edge_event(second[1], version, alert=True),
+        taken,
+        edge_event(second[2], version, alert=True),
+    ]
     with api.client(second[0]["user_id"]) as client:
         single = client.post("/v1/predictions", json={**second[0], "event_id": first["event_id"]})
         answer = client.post("/v1/sync", json={"events": events}).json()
@@ -66,9 +63,9 @@ def test_reference_client_keeps_and_reports_a_conflicting_event(
     user = second[0]["user_id"]
     with FatigueClient(api.url, api.key_for(user), tmp_path, user_id=user) as device:
         # What an offline prediction leaves in the queue (see FatigueClient.predict).
-        taken = _edge_event(second[0], version, event_id=first["event_id"])
+        taken = edge_event(second[0], version, event_id=first["event_id"], alert=True)
         device.queue.enqueue("event", taken["event_id"], taken)
-        fine = _edge_event(second[1], version)
+        fine = edge_event(second[1], version, alert=True)
         device.queue.enqueue("event", fine["event_id"], fine)
         report = device.sync()
         assert report.complete

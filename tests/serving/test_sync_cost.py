@@ -18,21 +18,7 @@ from fatigue_guard.config import Settings
 from fatigue_guard.serving.routes.sync import MAX_VERSION_LOOKUPS_PER_REQUEST
 from tests.fixtures.models import TrainedRegistry
 from tests.serving.conftest import LiveApi, start_api
-
-
-def _user_bodies(api: LiveApi, n: int) -> list[dict[str, Any]]:
-    bodies = api.bodies(400)
-    own = [b for b in bodies if b["user_id"] == bodies[0]["user_id"]]
-    assert len(own) >= n
-    return own[:n]
-
-
-def _edge_event(body: dict[str, Any], version: str) -> dict[str, Any]:
-    return {
-        **{k: body[k] for k in ("user_id", "measured_at", "features")},
-        "event_id": str(uuid.uuid4()),
-        "prediction": {"fatigue_probability": 0.3, "alert": False, "model_version": version},
-    }
+from tests.serving.payloads import edge_event, own_bodies
 
 
 @pytest.fixture
@@ -52,12 +38,12 @@ def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_unknown_versions_are_looked_up_a_bounded_number_of_times(
     api: LiveApi, registry_calls: list[str]
 ) -> None:
-    own = _user_bodies(api, 1)[0]
+    own = own_bodies(api, 1)[0]
     bogus = [f"no-such-version-{i}" for i in range(40)]
-    events = [_edge_event(own, version) for version in bogus]
+    events = [edge_event(own, version, new_id=True) for version in bogus]
     # Real events ride along: they are stored whatever the bogus ones cost (a phone's queue
     # holds several events of the version it runs; each bogus version here has one).
-    events += [_edge_event(own, api.registry.version) for _ in range(3)]
+    events += [edge_event(own, api.registry.version, new_id=True) for _ in range(3)]
     with api.client(own["user_id"]) as client:
         first = client.post("/v1/sync", json={"events": events})
         looked_up_by_first = len(registry_calls)
@@ -78,11 +64,11 @@ def test_unknown_versions_are_looked_up_a_bounded_number_of_times(
 def test_a_known_version_costs_no_lookup_after_the_first(
     api: LiveApi, registry_calls: list[str]
 ) -> None:
-    own = _user_bodies(api, 1)[0]
+    own = own_bodies(api, 1)[0]
     version = api.registry.version
     with api.client(own["user_id"]) as client:
         for _ in range(3):
-            events = [_edge_event(own, version) for _ in range(5)]
+            events = [edge_event(own, version, new_id=True) for _ in range(5)]
             answer = client.post("/v1/sync", json={"events": events})
             assert answer.json()["accepted"] == 5, answer.text
     assert registry_calls.count(version) <= 1
@@ -94,17 +80,20 @@ def test_sync_is_charged_one_token_per_event(
     # A refill of one token every 10 s: nothing refills noticeably during the test.
     settings = trained_registry.settings(tmp_path, rate_limit_per_s=0.1, rate_limit_burst=20)
     for live in start_api(settings, trained_registry):
-        own = _user_bodies(live, 1)[0]
+        own = own_bodies(live, 1)[0]
         version = live.registry.version
         with live.client(own["user_id"]) as client:
             big = client.post(
-                "/v1/sync", json={"events": [_edge_event(own, version) for _ in range(30)]}
+                "/v1/sync",
+                json={"events": [edge_event(own, version, new_id=True) for _ in range(30)]},
             )
             # A sync larger than the burst still goes through once (a phone back online after
             # a long time must be able to upload), and leaves the key in debt...
             assert big.status_code == 200, big.text
             assert big.json()["accepted"] == 30
-            after = client.post("/v1/sync", json={"events": [_edge_event(own, version)]})
+            after = client.post(
+                "/v1/sync", json={"events": [edge_event(own, version, new_id=True)]}
+            )
             assert after.status_code == 429
             # ...until the events it sent are paid for at the sustained rate.
             assert int(after.headers["retry-after"]) >= 100
@@ -116,7 +105,7 @@ def test_a_batch_is_charged_one_token_per_item(
 ) -> None:
     settings = trained_registry.settings(tmp_path, rate_limit_per_s=0.1, rate_limit_burst=20)
     for live in start_api(settings, trained_registry):
-        own = _user_bodies(live, 1)[0]
+        own = own_bodies(live, 1)[0]
         items = [{**own, "event_id": str(uuid.uuid4())} for _ in range(30)]
         with live.client(own["user_id"]) as client:
             big = client.post("/v1/predictions:batch", json={"items": items})

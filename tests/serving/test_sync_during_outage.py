@@ -7,23 +7,15 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import TcpProxy
 from tests.serving.conftest import LiveApi, start_api
+from tests.serving.payloads import edge_event
 
 CONFLICT = [{"field": "event_id", "message": "already used by another event"}]
-
-
-def _edge_event(body: dict[str, Any], version: str, event_id: str) -> dict[str, Any]:
-    return {
-        **{k: body[k] for k in ("user_id", "measured_at", "features")},
-        "event_id": event_id,
-        "prediction": {"fatigue_probability": 0.7, "alert": True, "model_version": version},
-    }
 
 
 @pytest.mark.postgres
@@ -57,8 +49,8 @@ def _pending_then_answered(api: LiveApi, proxy: TcpProxy) -> None:
     with api.client(first["user_id"]) as client:
         client.post("/v1/predictions", json=first).raise_for_status()
     events = [
-        _edge_event(mine[0], version, str(uuid.uuid4())),
-        _edge_event(mine[1], version, first["event_id"]),  # another user's id
+        edge_event(mine[0], version, new_id=True, alert=True),
+        edge_event(mine[1], version, event_id=first["event_id"], alert=True),  # another user's id
     ]
     with api.client(second["user_id"]) as client:
         assert client.get("/v1/me").status_code == 200  # the key is verified while SQL is up

@@ -11,21 +11,7 @@ import pytest
 from fatigue_guard.client import FatigueClient
 from fatigue_guard.client.client import InvalidFeatures
 from tests.serving.conftest import LiveApi
-
-
-def _own(api: LiveApi, n: int) -> list[dict[str, Any]]:
-    bodies = api.bodies(400)
-    user = bodies[0]["user_id"]
-    own = [b for b in bodies if b["user_id"] == user]
-    assert len(own) >= n
-    return own[:n]
-
-
-def _edge_event(body: dict[str, Any], version: str) -> dict[str, Any]:
-    return {
-        **{k: body[k] for k in ("event_id", "user_id", "measured_at", "features")},
-        "prediction": {"fatigue_probability": 0.3, "alert": False, "model_version": version},
-    }
+from tests.serving.payloads import edge_event, own_bodies
 
 
 def _fields(problem: dict[str, Any]) -> list[str]:
@@ -52,14 +38,14 @@ def test_single_routes_refuse_numbers_and_implausible_years(api: LiveApi, stamp:
 
 
 def test_batch_and_sync_name_the_bad_items(api: LiveApi) -> None:
-    own = _own(api, 6)
+    own = own_bodies(api, 6)
     version = api.registry.version
     items = [own[0], {**own[1], "measured_at": 0}]
     events = [
-        _edge_event(own[2], version),
-        {**_edge_event(own[3], version), "measured_at": "0020-01-01T00:00:00Z"},
-        _edge_event(own[4], f" {version}"),
-        _edge_event(own[5], version),
+        edge_event(own[2], version),
+        {**edge_event(own[3], version), "measured_at": "0020-01-01T00:00:00Z"},
+        edge_event(own[4], f" {version}"),
+        edge_event(own[5], version),
     ]
     with api.client(own[0]["user_id"]) as client:
         batch = client.post("/v1/predictions:batch", json={"items": items}).json()
