@@ -20,7 +20,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("FATIGUE_GUARD_") or name == "MLFLOW_TRACKING_URI":
             monkeypatch.delenv(name)
     get_settings.cache_clear()
+    # `azureml exec` puts the job's secrets into os.environ by design (the command it runs reads
+    # them); monkeypatch restores only what it set itself, so put the whole environment back.
+    saved = dict(os.environ)
     yield
+    os.environ.clear()
+    os.environ.update(saved)
     get_settings.cache_clear()
 
 

@@ -92,7 +92,10 @@ def edge_api(
     trained_registry: TrainedRegistry,
     published_edge: tuple[PublishedEdge, bytes],
 ) -> Iterator[RestartableApi]:
-    settings = trained_registry.settings(tmp_path / "home", blob_flush_max_age_s=0.2)
+    # The parity test scores 10,000 vectors through one key: a batch costs a token per item.
+    settings = trained_registry.settings(
+        tmp_path / "home", blob_flush_max_age_s=0.2, rate_limit_burst=20_000
+    )
     write_bundle(
         LocalBlobStore(settings.local_blob_root),
         EdgeBundle(published_edge[0].manifest, published_edge[1]),
