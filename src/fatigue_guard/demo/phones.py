@@ -150,7 +150,7 @@ class Fleet:
         self.root = root
         self.config = config
         users = sorted(self.keys)
-        rng = random.Random(config.seed)
+        rng = random.Random(config.seed)  # nosec B311: simulated behaviour, not secrets
         self.offline = set(rng.sample(users, round(len(users) * config.offline_share)))
         first = cohort.drop_duplicates("user_id").set_index("user_id")
         # What the phone says it is: the monitor attributes drift to these segment values.
@@ -181,7 +181,7 @@ class Fleet:
             transport.close()
 
     def _rng(self, user: str, phase: str) -> random.Random:
-        return random.Random(zlib.crc32(f"{self.config.seed}/{phase}/{user}".encode()))
+        return random.Random(zlib.crc32(f"{self.config.seed}/{phase}/{user}".encode()))  # nosec B311
 
     # -- a phase: every phone sends its moments of those days ------------------------------
 
@@ -262,7 +262,7 @@ class LiveTraffic:
     def __init__(self, fleet: Fleet, rows: pd.DataFrame, *, phones: int, rate_per_s: float):
         self.fleet = fleet
         users = sorted(rows["user_id"].astype(str).unique())
-        chosen = random.Random(fleet.config.seed).sample(users, min(phones, len(users)))
+        chosen = random.Random(fleet.config.seed).sample(users, min(phones, len(users)))  # nosec B311
         self.rows = {u: rows[rows["user_id"] == u].sort_values("measured_at") for u in chosen}
         self.threads = max(1, min(fleet.config.concurrency, len(chosen)))
         self.interval_s = self.threads / rate_per_s
