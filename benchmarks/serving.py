@@ -301,7 +301,7 @@ def _ours_lua(body: dict[str, Any], key: str) -> str:
     text = json.dumps({**body, "event_id": EVENT_ID_SLOT}, separators=(",", ":"))
     prefix, suffix = text.split(EVENT_ID_SLOT)
     # [==[ ]==] long strings: a body containing "]]" would otherwise end the Lua string and
-    # every request would fail fast (LIBRARY-NOTES). One wrk thread, so one counter suffices.
+    # every request would fail fast. One wrk thread, so one counter suffices.
     return f"""-- EVENT: a fresh event_id per request (each one a real insert)
 local prefix = [==[{prefix}]==]
 local suffix = [==[{suffix}]==]

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes (DESIGN §3).
+"""Liveness and readiness probes.
 
 Probes (a load balancer, Kubernetes, Azure ML) need the status code only, and anyone who can
 reach the port can call them: without credentials they say whether each check passed, nothing

@@ -1,4 +1,4 @@
-"""``POST /v1/sync``: predictions made on the device while offline (DESIGN §3).
+"""``POST /v1/sync``: predictions made on the device while offline.
 
 Each event is validated on its own; the good ones are stored (``served_by="edge"``), the bad
 ones are named by index and field, and replays are counted as duplicates, never stored twice.
