@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -87,7 +90,7 @@ def demo(
         f"[bold]fatigue-guard demo[/]: the whole loop on embedded defaults, scenario "
         f"[bold]{scenario}[/] ({SCENARIOS[scenario]})"
     )
-    with shown:
+    with shown, _interrupted_by_sigterm():
         result = run_loop(config, get_settings(), shown, hold=hold)
     if not keep_running:
         console.print(
@@ -108,6 +111,10 @@ class RichPhases:
             TimeElapsedColumn(),
             console=out,
             transient=True,
+            # The loop sends library output to its log file itself; a second redirection here
+            # would be undone out of order when the display stops before the loop ends.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._task: object | None = None
 
@@ -230,8 +237,13 @@ def _print_result(result: LoopResult, seconds: float) -> None:
     console.print(table)
 
     after_q = result.quality.get("after")
-    if result.precision_back:
+    if result.precision_back and result.promoted:
         console.print(f"[green]Precision is back at the floor {floor:.2f}.[/]")
+    elif result.precision_back:
+        console.print(
+            f"[bold red]Precision is at or above the floor {floor:.2f}, but on "
+            f"v{result.production_version}: the loop promoted no new version.[/]"
+        )
     elif after_q is not None and after_q.precision is not None:
         console.print(
             f"[bold red]Precision after the loop is {after_q.precision:.2f}: BELOW the floor "
@@ -243,6 +255,20 @@ def _print_result(result: LoopResult, seconds: float) -> None:
         f"State is in {result.home} (logs: demo.log, serve.log). Dashboard: "
         f"{result.dashboard_url}  sign in with the admin token [bold]{result.admin_token}[/]"
     )
+
+
+@contextlib.contextmanager
+def _interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM stops the demo as Ctrl-C does: the API child process is stopped, not orphaned."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _wait_for_ctrl_c(result: LoopResult) -> None:

@@ -36,7 +36,13 @@ from fatigue_guard.demo.finding import Finding, describe
 from fatigue_guard.demo.logs import logs_to
 from fatigue_guard.demo.measures import Quality, latency, quality
 from fatigue_guard.demo.phones import Answer, Fleet, LiveTraffic, PhoneConfig, Refresh, Traffic
-from fatigue_guard.demo.server import field_env, free_port, prepare_home, running_api
+from fatigue_guard.demo.server import (
+    DEMO_SHUTDOWN_GRACE_S,
+    field_env,
+    free_port,
+    prepare_home,
+    running_api,
+)
 from fatigue_guard.demo.timeline import LoopConfig, Timeline, simulate_timeline
 from fatigue_guard.lifecycle.bus import MessageBus
 from fatigue_guard.lifecycle.gate import DeploymentEvent
@@ -46,7 +52,7 @@ from fatigue_guard.storage.factory import Storage
 log = logging.getLogger(__name__)
 
 # Settings the serve process must share with the demo (the rest are its defaults).
-API_FIELDS = ("model_poll_interval_s", "blob_flush_max_age_s")
+API_FIELDS = ("model_poll_interval_s", "blob_flush_max_age_s", "shutdown_grace_s")
 # After the first answer from the new version, the live phones keep going this long, so that
 # "no failed request" covers both sides of the swap.
 AFTER_SWAP_S = 2.0
@@ -150,10 +156,10 @@ class _Phases:
         return self._title
 
     @contextlib.contextmanager
-    def run(self, title: str) -> Iterator[list[Any]]:
-        """``with phases.run(title) as out: ...; out.append(outcome[, ok])``."""
+    def run(self, title: str) -> Iterator[_Outcome]:
+        """``with phases.run(title) as out: ...; out.text, out.ok = ...``."""
         self.begin(title)
-        out: list[Any] = []
+        out = _Outcome()
         try:
             yield out
         except BaseException as exc:
@@ -161,7 +167,13 @@ class _Phases:
                 self.end(f"{type(exc).__name__}: {exc}", ok=False)
             raise
         if self.open:
-            self.end(out[0] if out else "done", ok=bool(out[1]) if len(out) > 1 else True)
+            self.end(out.text, ok=out.ok)
+
+
+@dataclass
+class _Outcome:
+    text: str = "done"
+    ok: bool = True
 
 
 def run_loop(
@@ -180,6 +192,7 @@ def run_loop(
         admin_token=token,
         model_poll_interval_s=config.model_poll_interval_s,
         blob_flush_max_age_s=config.blob_flush_max_age_s,
+        shutdown_grace_s=DEMO_SHUTDOWN_GRACE_S,
     )
     result = LoopResult(
         config=config,
@@ -195,14 +208,13 @@ def run_loop(
         fleet = _api(config, settings, timeline, storage, phases, result, stack)
         with phases.run("phones") as out:
             traffic = result.traffic["normal"] = fleet.run("normal", timeline.normal)
-            out.append(_traffic_text(traffic))
-            out.append(traffic.failed == 0)
+            out.text, out.ok = _traffic_text(traffic), traffic.failed == 0
         with phases.run("drift begins") as out:
             traffic = result.traffic["drift"] = fleet.run("drift", timeline.drift)
             joiners = len(timeline.joiners)
             new = f"{joiners} new phones; " if joiners else ""
-            out.append(f"{SCENARIOS[config.scenario]}: {new}{_traffic_text(traffic)}")
-            out.append(traffic.failed == 0)
+            out.text = f"{SCENARIOS[config.scenario]}: {new}{_traffic_text(traffic)}"
+            out.ok = traffic.failed == 0
 
         live = LiveTraffic(
             fleet, timeline.live, phones=config.live_phones, rate_per_s=config.live_rate_per_s
@@ -217,19 +229,25 @@ def run_loop(
         if result.promoted:
             with phases.run("edge refresh") as out:
                 result.refreshes = fleet.refresh(sorted(fleet.keys))
-                out.extend(_refresh_text(result.refreshes, result.new_version))
+                out.text, out.ok = _refresh_text(result.refreshes, result.new_version)
+        else:
+            # Without drift there is nothing to swap, and that is the right outcome; after a
+            # drift it means the loop stopped short, which must not pass for success.
+            quiet = config.scenario == "none" and not (result.finding and result.finding.breach)
+            why = f"v{result.production_version} still serves: nothing new was promoted"
+            for title in ("hot swap", "edge refresh"):
+                phases.record(title, f"not shown, {why}", 0.0, ok=quiet)
         with phases.run("after") as out:
             traffic = result.traffic["after"] = fleet.run("after", timeline.after)
             result.quality["after"] = quality(traffic.answers)
-            out.extend(_after_text(result))
+            out.text, out.ok = _after_text(result)
         with phases.run("records") as out:
             _count_records(storage, timeline, result)
-            stored = result.stored_sql == result.stored_blob == result.answered_or_synced
-            out.append(
+            out.ok = result.stored_sql == result.stored_blob == result.answered_or_synced
+            out.text = (
                 f"{result.stored_sql:,} predictions in SQL, {result.stored_blob:,} in the blob "
                 f"store (Parquet); {result.answered_or_synced:,} answered or synced"
             )
-            out.append(stored)
         _summarise(result)
         if hold is not None:
             hold(result)
@@ -266,7 +284,7 @@ def _baseline(
             raise RuntimeError("the baseline was not registered as production")
         result.baseline_version = result.production_version = trained.registered.version
         holdout = trained.metrics["holdout_time"]
-        out.append(
+        out.text = (
             f"v{trained.registered.version} trained on {trained.rows:,} rows "
             f"({trained.users} people, {config.train_days} days), threshold "
             f"{trained.threshold:.3f}, held-out precision {holdout['precision']:.2f} / recall "
@@ -304,7 +322,7 @@ def _api(
                 seed=config.seed,
             ),
         )
-        out.append(
+        out.text = (
             f"fatigue-guard serve at {result.base_url} serving v{result.baseline_version} "
             f"(model watcher polls every {config.model_poll_interval_s:g} s); "
             f"{len(keys)} device keys issued; dashboard {result.dashboard_url}"
@@ -554,29 +572,30 @@ def _traffic_text(traffic: Traffic) -> str:
     )
 
 
-def _refresh_text(refreshes: list[Refresh], version: str | None) -> list[Any]:
+def _refresh_text(refreshes: list[Refresh], version: str | None) -> tuple[str, bool]:
     updated = [r for r in refreshes if r.status == "updated"]
     before = sorted({str(r.before) for r in refreshes})
     now_on = {r.after for r in refreshes}
     ok = now_on == {version}
-    return [
+    return (
         f"{len(updated)}/{len(refreshes)} phones installed edge bundle v{version} (had "
         f"v{', v'.join(before)}; size, SHA-256 and ONNX load checked on the phone)",
         ok,
-    ]
+    )
 
 
-def _after_text(result: LoopResult) -> list[Any]:
+def _after_text(result: LoopResult) -> tuple[str, bool]:
     after = result.quality["after"]
     version = result.production_version
     floor = result.floor
     traffic = result.traffic["after"]
     served = f"{len(traffic.answers):,} moments on v{version}, {traffic.failed} failed"
     if after.precision is None:
-        return [f"{served}; no alerts: precision cannot be judged", False]
+        return f"{served}; no alerts: precision cannot be judged", False
     if after.precision >= floor:
-        return [f"{served}; {after.text()}: precision back at the floor {floor:.2f}", True]
-    return [f"{served}; {after.text()}: precision BELOW the floor {floor:.2f}", False]
+        where = "back at" if result.promoted else "at or above"
+        return f"{served}; {after.text()}: precision {where} the floor {floor:.2f}", True
+    return f"{served}; {after.text()}: precision BELOW the floor {floor:.2f}", False
 
 
 def _count_records(storage: Storage, timeline: Timeline, result: LoopResult) -> None:

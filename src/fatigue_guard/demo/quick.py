@@ -18,7 +18,13 @@ import numpy as np
 from fatigue_guard.config import Settings
 from fatigue_guard.demo.bodies import request_bodies, send_all, split_by_time
 from fatigue_guard.demo.logs import logs_to
-from fatigue_guard.demo.server import free_port, prepare_home, running_api
+from fatigue_guard.demo.server import (
+    DEMO_SHUTDOWN_GRACE_S,
+    field_env,
+    free_port,
+    prepare_home,
+    running_api,
+)
 
 
 @dataclass
@@ -41,7 +47,7 @@ class QuickSummary:
 
 def run_quick(config: QuickConfig, base: Settings, say: Callable[[str], None]) -> QuickSummary:
     """Every serving step of the product once, on embedded defaults; returns the summary rows."""
-    settings = prepare_home(base)
+    settings = prepare_home(base, shutdown_grace_s=DEMO_SHUTDOWN_GRACE_S)
     with logs_to(settings.home_dir / "demo.log"):
         return _run(config, settings, say)
 
@@ -92,7 +98,9 @@ def _run(config: QuickConfig, settings: Settings, say: Callable[[str], None]) ->
 
     port = free_port()
     done = step(f"starting the API on 127.0.0.1:{port}")
-    with running_api(settings, port) as base_url:
+    with running_api(
+        settings, port, extra_env=field_env(settings, ["shutdown_grace_s"])
+    ) as base_url:
         done()
         done = step(f"{len(live):,} predictions from {len(keys)} devices over HTTP")
         latencies, answers, errors = send_all(

@@ -22,6 +22,10 @@ import httpx
 
 from fatigue_guard.config import Settings
 
+# No load balancer stands in front of the demo's API: the drain delay a stopping API keeps for
+# one would only add seconds to the demo's end.
+DEMO_SHUTDOWN_GRACE_S = 4.0
+
 
 def free_port() -> int:
     with socket.socket() as sock:
