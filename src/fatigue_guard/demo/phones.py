@@ -240,17 +240,6 @@ class Fleet:
         with ThreadPoolExecutor(max(1, self.config.concurrency)) as pool:
             return list(pool.map(one, sorted(users)))
 
-    # -- traffic that keeps going while the model changes ----------------------------------
-
-    @contextmanager
-    def live(self, rows: pd.DataFrame, *, phones: int, rate_per_s: float) -> Iterator[LiveTraffic]:
-        traffic = LiveTraffic(self, rows, phones=phones, rate_per_s=rate_per_s)
-        traffic.start()
-        try:
-            yield traffic
-        finally:
-            traffic.stop()
-
 
 class LiveTraffic:
     """A few always-online phones sending their moments at a steady rate until stopped.
