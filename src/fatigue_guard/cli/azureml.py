@@ -91,4 +91,5 @@ def exec_with_secrets(
     os.environ.update(found)
     # Replace this process: the command's exit code is the job's, and no secret-holding parent
     # lingers beside it.
-    os.execvp(command[0], command)  # nosec B606: the job's own command line, by design
+    # The job's own command line, by design.
+    os.execvp(command[0], command)  # nosec B606

@@ -86,7 +86,8 @@ def run_devices(
     progress: Callable[[str], None] | None = None,
 ) -> DeviceSimSummary:
     """Run every user in ``cohort`` that has a key in ``keys`` as one device; returns totals."""
-    rng = random.Random(config.seed)  # nosec B311: simulated behaviour, not secrets
+    # Simulated behaviour, not secrets.
+    rng = random.Random(config.seed)  # nosec B311
     users = [u for u in cohort["user_id"].astype(str).unique() if u in keys]
     offline = set(rng.sample(users, round(len(users) * config.offline_share)))
     groups = {str(u): g.sort_values("measured_at") for u, g in cohort.groupby("user_id")}
@@ -126,7 +127,8 @@ def _run_device(
     goes_offline: bool,
     seed: int,
 ) -> DeviceSimSummary:
-    rng = random.Random(seed)  # nosec B311: simulated behaviour, not secrets
+    # Simulated behaviour, not secrets.
+    rng = random.Random(seed)  # nosec B311
     out = DeviceSimSummary()
     transport = SwitchableTransport()
     client = FatigueClient(

@@ -150,7 +150,8 @@ class Fleet:
         self.root = root
         self.config = config
         users = sorted(self.keys)
-        rng = random.Random(config.seed)  # nosec B311: simulated behaviour, not secrets
+        # Simulated behaviour, not secrets.
+        rng = random.Random(config.seed)  # nosec B311
         self.offline = set(rng.sample(users, round(len(users) * config.offline_share)))
         first = cohort.drop_duplicates("user_id").set_index("user_id")
         # What the phone says it is: the monitor attributes drift to these segment values.

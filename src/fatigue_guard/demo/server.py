@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
+import subprocess  # nosec B404
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -91,7 +91,8 @@ def running_api(
     env = settings_env(settings) | dict(extra_env or {})
     log_path = settings.home_dir / "serve.log"
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(
+        # Our own interpreter and command.
+        proc = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "fatigue_guard.cli.main", "serve", "--port", str(port)],
             env=env,
             stdout=log,

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import subprocess  # nosec B404: runs git, with fixed arguments
+import subprocess  # nosec B404
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,10 +23,12 @@ def git_commit(cwd: Path | None = None) -> dict[str, str]:
     """Commit of the code that trained the model, and whether the tree had local changes."""
     where = cwd or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(  # nosec B603 B607: git from PATH, fixed arguments
+        # Git from PATH, fixed arguments.
+        commit = subprocess.run(  # nosec B603 B607
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
         ).stdout.strip()
-        dirty = subprocess.run(  # nosec B603 B607: git from PATH, fixed arguments
+        # Git from PATH, fixed arguments.
+        dirty = subprocess.run(  # nosec B603 B607
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=where,
             capture_output=True,

@@ -60,7 +60,8 @@ class FlushPolicy:
 
     def backoff(self, attempts: int) -> timedelta:
         delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
-        return timedelta(seconds=delay * random.uniform(0.5, 1.0))  # nosec B311: jitter
+        # Jitter.
+        return timedelta(seconds=delay * random.uniform(0.5, 1.0))  # nosec B311
 
 
 @dataclass

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-import subprocess  # nosec B404: starts this module in a child Python
+import subprocess  # nosec B404
 import sys
 import threading
 from multiprocessing.connection import Connection
@@ -74,7 +74,8 @@ class ShipperProcess:
     def _start(self) -> Connection:
         ours, theirs = socket.socketpair()
         with theirs:
-            process = subprocess.Popen(  # nosec B603: our own interpreter and module
+            # Our own interpreter and module.
+            process = subprocess.Popen(  # nosec B603
                 [sys.executable, "-m", __name__, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
             )
