@@ -33,7 +33,7 @@ def _fold(rows: np.ndarray) -> np.ndarray:
     return hashed
 
 
-def _fingerprints(chunk: pa.Array) -> np.ndarray | None:
+def fingerprints(chunk: pa.Array) -> np.ndarray | None:
     """A 64-bit fingerprint per id of a null-free string chunk (else ``None``)."""
     if chunk.null_count or not (pa.types.is_string(chunk.type) or pa.types.is_binary(chunk.type)):
         return None
@@ -53,14 +53,14 @@ def _fingerprints(chunk: pa.Array) -> np.ndarray | None:
 
 def all_distinct(ids: pa.ChunkedArray) -> bool:
     """``True`` when no id occurs twice."""
-    parts = [_fingerprints(chunk) for chunk in ids.chunks]
+    parts = [fingerprints(chunk) for chunk in ids.chunks]
     if any(p is None for p in parts):
         return len(pc.unique(ids)) == len(ids)
-    fingerprints = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+    prints = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     # Sorting integers (SIMD) is several times faster than a hash table of them.
-    ordered = np.sort(fingerprints)
+    ordered = np.sort(prints)
     repeats = ordered[1:][ordered[1:] == ordered[:-1]]
     if not len(repeats):
         return True
-    suspects = ids.filter(pa.array(np.isin(fingerprints, repeats)))
+    suspects = ids.filter(pa.array(np.isin(prints, repeats)))
     return len(pc.unique(suspects)) == len(suspects)

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION, SEGMENT_COLUMNS
-from fatigue_guard.monitoring.event_ids import _fingerprints, all_distinct
+from fatigue_guard.monitoring.event_ids import all_distinct, fingerprints
 from fatigue_guard.monitoring.window import (
     ALERT_COLUMN,
     MISSING_SEGMENT,
@@ -246,7 +246,7 @@ class _Columns:
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         ids = table["event_id"].combine_chunks()
-        prints = _fingerprints(ids)
+        prints = fingerprints(ids)
         if prints is None:
             self.exact_ids = True
         else:
