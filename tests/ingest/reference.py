@@ -111,7 +111,8 @@ def reference_rows(person: Path, timezone: str) -> dict[datetime, dict[str, floa
         midpoints = before(ends, 14, {d: n.midpoint for d, n in by_day.items()})
         need = before(ends, 28, {d: n.hours for d, n in by_day.items()})
         week = before(ends, 6, {d: n.hours for d, n in by_day.items()})
-        mornings = before(day, 14, {d: morning_hr(d) for d in _days_around(day) if morning_hr(d)})
+        # Overnight measures are compared on the night's date, as every baseline of the night.
+        mornings = before(ends, 14, {d: morning_hr(d) for d in _days_around(ends) if morning_hr(d)})
         earlier = before(day, 14, {d: e for d, (_, e) in labelled.items()})
         rows[at] = {
             "fatigue_event": event,

@@ -5,62 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fatigue_guard.contract.baselines import BASELINE_FEATURES, WARMUP_DAYS
 from fatigue_guard.contract.features import LABEL_COLUMN
 from fatigue_guard.simulation import CohortConfig
-from fatigue_guard.simulation.baselines import (
-    BASELINE_WINDOW_DAYS,
-    WARMUP_DAYS,
-    prior_mean,
-    recent_fatigue_rate,
-    sleep_debt_7d,
-)
 from tests.simulation.helpers import day_of_row
-
-BASELINE_FEATURES = [
-    "sleep_debt_7d_h",
-    "sleep_midpoint_shift_h",
-    "resting_hr_delta_bpm",
-    "hrv_rmssd_ratio",
-    "recent_fatigue_rate_14d",
-]
-CUT = 9  # the day from which the tests below rewrite history
-
-
-def test_prior_mean_uses_only_earlier_days() -> None:
-    rng = np.random.default_rng(0)
-    values = rng.normal(60, 5, (20, 25))
-    changed = values.copy()
-    changed[:, CUT:] += rng.normal(0, 10, (20, 25 - CUT))
-    before, after = prior_mean(values), prior_mean(changed)
-    # Day CUT's baseline comes from days before CUT, so it is unchanged too.
-    np.testing.assert_array_equal(before[:, : CUT + 1], after[:, : CUT + 1])
-    assert not np.allclose(before[:, CUT + 1 :], after[:, CUT + 1 :])
-    assert np.isnan(before[:, :WARMUP_DAYS]).all()
-    d = 20
-    np.testing.assert_allclose(before[:, d], values[:, d - BASELINE_WINDOW_DAYS : d].mean(axis=1))
-
-
-def test_sleep_debt_uses_only_nights_up_to_today() -> None:
-    rng = np.random.default_rng(1)
-    goal = np.full(10, 8.0)
-    sleep = rng.normal(7, 1, (10, 20))
-    changed = sleep.copy()
-    changed[:, CUT:] -= 2.0
-    before, after = sleep_debt_7d(goal, sleep), sleep_debt_7d(goal, changed)
-    np.testing.assert_array_equal(before[:, :CUT], after[:, :CUT])
-    np.testing.assert_allclose(before[:, 12], (8.0 - sleep[:, 6:13]).sum(axis=1))
-    assert np.isnan(before[:, :WARMUP_DAYS]).all()
-
-
-def test_recent_fatigue_rate_uses_only_earlier_dates() -> None:
-    rng = np.random.default_rng(2)
-    labels = rng.random((10, 20, 4)) < 0.2
-    dates = np.broadcast_to(np.arange(20)[None, :, None], labels.shape)
-    changed = labels.copy()
-    changed[:, CUT:] = ~changed[:, CUT:]
-    before, after = recent_fatigue_rate(labels, dates), recent_fatigue_rate(changed, dates)
-    np.testing.assert_array_equal(before[:, : CUT + 1], after[:, : CUT + 1])
-    assert np.isnan(before[:, :WARMUP_DAYS]).all()
 
 
 def test_warm_up_days_are_null_then_baselines_appear(cohort) -> None:

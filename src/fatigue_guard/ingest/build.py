@@ -7,8 +7,9 @@ then:
   a report made while a logged sleep was still going on: no row, that night was not over);
 * resting heart rate of the day **before** (Fitbit computes day D's value over day D), or, when
   that day has none, the value Fitbit had when it scored the last night, at wake-up;
-* personal baselines from earlier days only (:mod:`fatigue_guard.ingest.baselines`);
-* the share of positive reports on the 14 days before.
+* personal baselines from earlier days only, as :mod:`fatigue_guard.contract.baselines` defines
+  them for every caller (the overnight ones anchored on the night's date, the report rate on the
+  report's date).
 
 Features the export does not measure stay missing (HRV, steps, heart rate of the last hour,
 sleep-onset latency): the contract allows it, and a made-up value would teach the model a
@@ -26,6 +27,11 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from fatigue_guard.contract.baselines import (
+    DayCalendar,
+    Moments,
+    personal_baselines,
+)
 from fatigue_guard.contract.features import (
     FEATURE_NAMES,
     FEATURES_VERSION,
@@ -33,8 +39,7 @@ from fatigue_guard.contract.features import (
     LABEL_COLUMN,
 )
 from fatigue_guard.contract.frame import FrameReport, coerce_feature_columns, validate_frame
-from fatigue_guard.ingest import baselines
-from fatigue_guard.ingest.baselines import Calendar
+from fatigue_guard.ingest.calendar import Calendar
 from fatigue_guard.ingest.errors import IngestError
 from fatigue_guard.ingest.fitbit import (
     Participant,
@@ -239,12 +244,12 @@ def _assemble(
         nights.rename(columns={"night_date": "date"}),
         daily_hr.assign(date=daily_hr["date"] + _DAY),
     )
-    series = _calendar_series(calendar, nights, daily_hr, reports[labelled], events[labelled])
+    days = _day_calendar(calendar, nights, daily_hr, reports[labelled], events[labelled])
 
     keep = outcome.open
     rows = reports[keep].reset_index(drop=True)
     night = night[keep].reset_index(drop=True)
-    table = _features(rows, night, calendar, series, daily_hr, timezone)
+    table = _features(rows, night, calendar, days, daily_hr, timezone)
     table[LABEL_COLUMN] = events[keep].to_numpy(dtype=bool)
     table = table[[*ID_COLUMNS, *FEATURE_NAMES, LABEL_COLUMN]]
 
@@ -311,56 +316,34 @@ def _match_nights(reports: pd.DataFrame, nights: pd.DataFrame, outcome: _Outcome
     return matched
 
 
-@dataclass(frozen=True)
-class _Series:
-    """Calendar-aligned baselines (one value per calendar row)."""
-
-    midpoint_mean: np.ndarray  # sleep midpoint, 14 days before
-    sleep_need: np.ndarray  # sleep duration, 28 days before
-    sleep_6d_sum: np.ndarray  # recorded sleep of the 6 days before, and how many nights
-    sleep_6d_nights: np.ndarray
-    resting_hr_mean: np.ndarray  # resting HR known each morning, 14 days before
-    fatigue_rate: np.ndarray  # positive share of the reports of the 14 days before
-
-
-def _calendar_series(
+def _day_calendar(
     calendar: Calendar,
     nights: pd.DataFrame,
     daily_hr: pd.DataFrame,
     labelled: pd.DataFrame,
     events: pd.Series,
-) -> _Series:
+) -> DayCalendar:
+    """What each calendar day contributes to the baselines of later days."""
     # Two main sleeps can end on one date; the longer one stands for that night in baselines.
     nightly = nights.sort_values(["duration_h", "end_utc"], kind="mergesort").drop_duplicates(
         ["user_id", "night_date"], keep="last"
     )
     u, d = nightly["user_id"], nightly["night_date"]
-    duration = calendar.place(u, d, nightly["duration_h"])
-    midpoint = calendar.place(u, d, nightly["midpoint_h"])
     # Resting HR known on the morning of day D: day D-1's daily value, else the one Fitbit had
     # when it scored the night that ended on D.
     known_hr = calendar.place(daily_hr["user_id"], daily_hr["date"] + _DAY, daily_hr["resting_hr"])
     scored_hr = calendar.place(u, d, nightly["score_resting_hr"])
-    known_hr = np.where(np.isnan(known_hr), scored_hr, known_hr)
-
     positive = calendar.place(
         labelled["user_id"], labelled["date"], events.astype("float64").to_numpy()
     )
-    reported = np.where(np.isnan(positive), np.nan, 1.0)
-    positives, _ = calendar.prior_sum_count(np.nan_to_num(positive), baselines.BASELINE_WINDOW_DAYS)
-    report_days, _ = calendar.prior_sum_count(
-        np.nan_to_num(reported), baselines.BASELINE_WINDOW_DAYS
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(report_days >= baselines.WARMUP_DAYS, positives / report_days, np.nan)
-    sleep_sum, sleep_nights = calendar.prior_sum_count(duration, baselines.DEBT_WINDOW_DAYS - 1)
-    return _Series(
-        midpoint_mean=calendar.prior_mean(midpoint),
-        sleep_need=calendar.prior_mean(duration, baselines.SLEEP_NEED_WINDOW_DAYS),
-        sleep_6d_sum=sleep_sum,
-        sleep_6d_nights=sleep_nights.astype("float64"),
-        resting_hr_mean=calendar.prior_mean(known_hr),
-        fatigue_rate=rate,
+    return DayCalendar(
+        first_row=calendar.first_row,
+        sleep_h=calendar.place(u, d, nightly["duration_h"]),
+        midpoint_h=calendar.place(u, d, nightly["midpoint_h"]),
+        resting_hr_bpm=np.where(np.isnan(known_hr), scored_hr, known_hr),
+        hrv_rmssd_ms=np.full(len(calendar), np.nan),  # not in the export
+        reports=np.where(np.isnan(positive), 0.0, 1.0),
+        positives=np.nan_to_num(positive),
     )
 
 
@@ -368,11 +351,10 @@ def _features(
     rows: pd.DataFrame,
     night: pd.DataFrame,
     calendar: Calendar,
-    series: _Series,
+    days: DayCalendar,
     daily_hr: pd.DataFrame,
     timezone: str,
 ) -> pd.DataFrame:
-    at = Calendar.at
     by_night = calendar.positions(rows["user_id"], night["night_date"])
     by_day = calendar.positions(rows["user_id"], rows["date"])
 
@@ -397,18 +379,22 @@ def _features(
         "awakenings": night["awakenings"].to_numpy(dtype="float64"),
         "deep_sleep_pct": night["deep_pct"].to_numpy(dtype="float64"),
         "rem_sleep_pct": night["rem_pct"].to_numpy(dtype="float64"),
-        "sleep_debt_7d_h": baselines.sleep_debt(
-            at(series.sleep_need, by_night),
-            at(series.sleep_6d_sum, by_night),
-            at(series.sleep_6d_nights, by_night),
-            duration,
-        ),
-        "sleep_midpoint_shift_h": baselines.clock_shift(
-            night["midpoint_h"].to_numpy(dtype="float64"), at(series.midpoint_mean, by_night)
-        ),
-        "resting_hr_delta_bpm": resting_hr - at(series.resting_hr_mean, by_day),
-        "recent_fatigue_rate_14d": at(series.fatigue_rate, by_day),
     }
+    # Every row has a matched night and a report date on the calendar.
+    features.update(
+        personal_baselines(
+            days,
+            Moments(
+                night_row=by_night,
+                date_row=by_day,
+                sleep_h=duration,
+                midpoint_h=night["midpoint_h"].to_numpy(dtype="float64"),
+                resting_hr_bpm=resting_hr,
+                hrv_rmssd_ms=np.full(len(rows), np.nan),
+                sleep_goal_h=np.full(len(rows), np.nan),  # an export knows no sleep goal
+            ),
+        )
+    )
     table = pd.DataFrame(
         {
             "event_id": event_ids(rows["user_id"], rows["reported_at"]),

@@ -12,9 +12,14 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from fatigue_guard.contract.baselines import (
+    BASELINE_FEATURES,
+    DayCalendar,
+    Moments,
+    personal_baselines,
+)
 from fatigue_guard.contract.features import FEATURE_NAMES, ID_COLUMNS, LABEL_COLUMN, SEGMENT_COLUMNS
 from fatigue_guard.simulation.alertness import draw_moments, pressure_at_wake
-from fatigue_guard.simulation.baselines import prior_mean, recent_fatigue_rate, sleep_debt_7d
 from fatigue_guard.simulation.config import CohortConfig
 from fatigue_guard.simulation.ids import coded_column, random_uuids, text_column, user_ids
 from fatigue_guard.simulation.labels import LabelInputs, draw_labels
@@ -187,20 +192,20 @@ def _simulate_block(
         "awakenings": np.where(miss_night, np.nan, nights.awakenings[:, out]),
         "deep_sleep_pct": np.where(has_stages, nights.deep_pct[:, out], np.nan),
         "rem_sleep_pct": np.where(has_stages, nights.rem_pct[:, out], np.nan),
-        "sleep_debt_7d_h": sleep_debt_7d(traits.sleep_goal_h, nights.duration_h[:, out]),
-        "sleep_midpoint_shift_h": np.clip(midpoint - prior_mean(midpoint), -12.0, 12.0),
-        "resting_hr_delta_bpm": np.clip(rhr_o - prior_mean(rhr_o), -50.0, 80.0),
-        "hrv_rmssd_ratio": np.clip(rmssd_o / prior_mean(rmssd_o), 0.05, 10.0),
     }
     date_offset = np.floor(moments.clock_h / 24.0).astype(np.int64)
     date_index = np.clip(np.arange(n_days)[None, :, None] + date_offset, 0, None)
+    night_baselines, fatigue_rate = _baselines(
+        traits.sleep_goal_h, nights.duration_h[:, out], midpoint, rhr_o, rmssd_o, labels, date_index
+    )
+    day_features.update(night_baselines)
     local_hour = np.round(moments.clock_h % 24.0, 3) % 24.0
     moment_features = {
         "hours_awake": moments.hours_awake,
         "local_hour": local_hour,
         "hr_last_hour_bpm": hr_last_hour,
         "steps_24h": steps,
-        "recent_fatigue_rate_14d": np.round(recent_fatigue_rate(labels, date_index), 6),
+        "recent_fatigue_rate_14d": np.round(fatigue_rate, 6),
     }
 
     day0 = datetime.combine(config.start_date, datetime.min.time(), tzinfo=UTC)
@@ -229,3 +234,70 @@ def _simulate_block(
     for name, values in moment_features.items():
         columns[name] = values.reshape(n_rows).astype(np.float64)
     return columns
+
+
+def _baselines(
+    goal_h: np.ndarray,
+    sleep_h: np.ndarray,
+    midpoint_h: np.ndarray,
+    resting_hr: np.ndarray,
+    rmssd: np.ndarray,
+    labels: np.ndarray,
+    date_index: np.ndarray,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The personal baselines a device computes, from the shared definition: the nightly ones
+    ``(users, days)`` and the fatigue-report rate ``(users, days, moments)``.
+
+    Each user's calendar runs from their first output day to the last date a moment falls on
+    (a late moment can fall on the date after the last day); every moment is a report.
+    """
+    users, n_days = sleep_h.shape
+    n_dates = max(n_days, int(date_index.max()) + 1)
+    first_row = np.repeat(np.arange(users) * n_dates, n_dates)
+
+    def on_calendar(day_values: np.ndarray) -> np.ndarray:
+        laid = np.full((users, n_dates), np.nan)
+        laid[:, :n_days] = day_values
+        return laid.ravel()
+
+    flat_dates = (np.arange(users)[:, None, None] * n_dates + date_index).ravel()
+    size = users * n_dates
+    calendar = DayCalendar(
+        first_row=first_row,
+        sleep_h=on_calendar(sleep_h),
+        midpoint_h=on_calendar(midpoint_h),
+        resting_hr_bpm=on_calendar(resting_hr),
+        hrv_rmssd_ms=on_calendar(rmssd),
+        reports=np.bincount(flat_dates, minlength=size).astype(np.float64),
+        positives=np.bincount(flat_dates, weights=labels.ravel().astype(float), minlength=size),
+    )
+    nights = (np.arange(users)[:, None] * n_dates + np.arange(n_days)[None, :]).ravel()
+    nightly = personal_baselines(
+        calendar,
+        Moments(
+            night_row=nights,
+            date_row=nights,
+            sleep_h=sleep_h.ravel(),
+            midpoint_h=midpoint_h.ravel(),
+            resting_hr_bpm=resting_hr.ravel(),
+            hrv_rmssd_ms=rmssd.ravel(),
+            sleep_goal_h=np.repeat(goal_h, n_days),
+        ),
+    )
+    per_moment = personal_baselines(
+        calendar,
+        Moments(
+            night_row=flat_dates,
+            date_row=flat_dates,
+            **{k: np.full(flat_dates.size, np.nan) for k in _MOMENT_RAW},
+        ),
+    )
+    by_night = {
+        name: nightly[name].reshape(users, n_days)
+        for name in BASELINE_FEATURES
+        if name != "recent_fatigue_rate_14d"
+    }
+    return by_night, per_moment["recent_fatigue_rate_14d"].reshape(labels.shape)
+
+
+_MOMENT_RAW = ("sleep_h", "midpoint_h", "resting_hr_bpm", "hrv_rmssd_ms", "sleep_goal_h")
