@@ -39,7 +39,7 @@ def test_erase_user_removes_sql_rows_and_blob_records(
     )
     files_before = storage.blobs.list("features/")
 
-    counts = storage.erase_user("alice")
+    counts = storage.erase_user("alice").counts
 
     assert counts.predictions == 7
     assert counts.feedback == 1

@@ -194,7 +194,14 @@ class AdminStatus(BaseModel):
 
 class ErasureResult(BaseModel):
     user_id: str
-    removed: dict[str, int]
+    removed: dict[str, int] = Field(
+        description="Rows deleted per SQL table, and records and files rewritten in the blob store."
+    )
+    tombstoned_at: AwareDatetime = Field(
+        description="The user's records received up to this instant that are still on their way "
+        "(a replica's spool, a batch being written to the blob store) are dropped when they "
+        "arrive, and readers skip any that remain."
+    )
 
 
 # -- what each operation answers ----------------------------------------------------------
@@ -359,7 +366,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/admin/status"): Operation("admin", dict(_ADMIN_ERRORS), {200: AdminStatus}),
     ("delete", "/v1/admin/users/{user_id}"): Operation(
         "admin",
-        {**_ADMIN_ERRORS, 422: "user_id is not a valid user id."},
+        {
+            **_ADMIN_ERRORS,
+            422: "user_id is not a valid user id.",
+            503: "The SQL database cannot be reached (nothing was erased), or the blob store "
+            "could not be rewritten (SQL is erased and tombstoned; erase again to finish).",
+        },
         {200: ErasureResult},
     ),
     ("get", "/v1/me"): Operation("device", dict(_DEVICE_ERRORS), {200: Me}),

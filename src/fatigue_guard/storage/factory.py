@@ -39,7 +39,7 @@ from fatigue_guard.storage.recording.recorder import PredictionRecorder
 from fatigue_guard.storage.recording.spool import Spool
 from fatigue_guard.storage.records import FeedbackRecord
 from fatigue_guard.storage.services import (
-    ErasureCounts,
+    Erasure,
     create_device_key,
     erase_user,
     record_feedback,
@@ -137,7 +137,7 @@ class Storage:
     def verify_device_key(self, presented: str) -> str | None:
         return verify_device_key(self.uow_factory, presented)
 
-    def erase_user(self, user_id: str) -> ErasureCounts:
+    def erase_user(self, user_id: str) -> Erasure:
         return erase_user(self.uow_factory, self.feature_store, user_id)
 
     def read_live_dataset(

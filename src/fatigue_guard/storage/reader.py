@@ -1,9 +1,10 @@
 """Read the live dataset back for training and monitoring.
 
 Features and served predictions come from the blob feature store (server and edge alike);
-labels come from SQL feedback. The result is in the contract's table format, ready for the
-training and drift code: ID columns, features in contract order, the served prediction, and
-``fatigue_event`` (nullable: most predictions never get feedback).
+labels come from SQL feedback. Rows of erased users (see
+:mod:`~fatigue_guard.storage.sql.tombstones`) never come out. The result is in the contract's
+table format, ready for the training and drift code: ID columns, features in contract order, the
+served prediction, and ``fatigue_event`` (nullable: most predictions never get feedback).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from fatigue_guard.contract.features import FEATURES_VERSION, LABEL_COLUMN
 from fatigue_guard.storage.blob.feature_store import FeatureStore
+from fatigue_guard.storage.sql.tombstones import erased_user_hash
 from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
 
 
@@ -36,6 +38,13 @@ def read_live_dataset(
     frame = feature_store.read(start, end, features_version).to_pandas()
     with uow_factory() as uow:
         labels = uow.feedback.labels_for_window(start, end)
+        erased = uow.tombstones.erased_at(frame["user_id"].unique()) if len(frame) else {}
+    if erased:
+        # A file rewritten by an erasure never holds the user; this drops rows of one that an
+        # erasure could not finish (the blob store failed half-way), until it is run again.
+        erased_at = frame["user_id"].map(lambda user: erased.get(erased_user_hash(user)))
+        covered_rows = erased_at.notna() & (frame["received_at"] <= erased_at)
+        frame = frame[~covered_rows].reset_index(drop=True)
     by_id = {str(event_id): label for event_id, label in labels.items()}
     frame[LABEL_COLUMN] = pd.array(
         [by_id.get(event_id) for event_id in frame["event_id"]], dtype="boolean"

@@ -7,14 +7,18 @@ API, the CLI and the tests call the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from fatigue_guard.storage.blob.feature_store import FeatureStore
 from fatigue_guard.storage.keys import IssuedKey, new_key, parse_key, secret_matches
 from fatigue_guard.storage.records import FeedbackRecord
 from fatigue_guard.storage.sql.repository import PredictionNotFound
+from fatigue_guard.storage.sql.tables import utcnow
 from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
 
 __all__ = [
+    "BlobErasureIncomplete",
+    "Erasure",
     "ErasureCounts",
     "PredictionNotFound",
     "create_device_key",
@@ -96,19 +100,50 @@ class ErasureCounts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """An erasure's outcome: what it removed, and the tombstone that keeps pending copies out."""
+
+    counts: ErasureCounts
+    # Records of the user received up to this instant are dropped wherever they still wait
+    # (a spool, an outbox batch in flight) when they reach SQL, the blob store or a reader.
+    tombstoned_at: datetime
+
+
+class BlobErasureIncomplete(RuntimeError):
+    """SQL is erased and the tombstone committed, but the blob files could not all be
+    rewritten: readers already drop the user's rows, and erasing again finishes the job."""
+
+    def __init__(self, tombstoned_at: datetime) -> None:
+        super().__init__("the blob feature store could not be rewritten")
+        self.tombstoned_at = tombstoned_at
+
+
 def erase_user(
     uow_factory: UnitOfWorkFactory, feature_store: FeatureStore, user_id: str
-) -> ErasureCounts:
-    """Remove every trace of ``user_id`` from SQL and the blob feature store.
+) -> Erasure:
+    """Remove every trace of ``user_id`` from SQL and the blob feature store, and tombstone them.
 
-    SQL goes first, outbox included, so no flusher can ship the user's rows after the blob
-    rewrite; then every Parquet file holding the user is rewritten without them.
+    SQL goes first, in one transaction: the tombstone, then every row (outbox included), under
+    the recording fence, so no concurrent insert can slip in after the delete. Then it waits for
+    blob writes already under way (they may hold the user's records, read before the delete),
+    and only then rewrites every Parquet file holding the user without them. Raises the
+    database's error if SQL cannot be reached (nothing was erased), and
+    :class:`BlobErasureIncomplete` if the blob store could not be rewritten.
     """
     with uow_factory(write=True) as uow:
+        uow.tombstones.take_recording_fence(exclusive=True)
+        at = utcnow()
+        uow.tombstones.add(user_id, at)
         sql = uow.users.erase(user_id)
         uow.commit()
-    blob_records, blob_files = feature_store.erase_user(user_id)
-    return ErasureCounts(
+    try:
+        with uow_factory() as uow:
+            uow.tombstones.wait_for_blob_writers()
+        blob_records, blob_files = feature_store.erase_user(user_id)
+    except Exception as exc:
+        raise BlobErasureIncomplete(at) from exc
+    counts = ErasureCounts(
         predictions=sql["predictions"],
         feedback=sql["feedback"],
         outbox=sql["outbox"],
@@ -116,3 +151,4 @@ def erase_user(
         blob_records=blob_records,
         blob_files=blob_files,
     )
+    return Erasure(counts, at)

@@ -13,6 +13,8 @@ from fatigue_guard.serving.auth import require_admin
 from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.routes.common import json_response
 from fatigue_guard.serving.state import ServingState, get_state
+from fatigue_guard.storage.recording.recorder import is_db_unavailable
+from fatigue_guard.storage.services import BlobErasureIncomplete
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -76,6 +78,32 @@ async def status(state: ServingState = Depends(get_state)) -> Response:
 
 @router.delete("/users/{user_id}", summary="Erase every record of a user (SQL and blob store)")
 async def erase_user(user_id: UserId, state: ServingState = Depends(get_state)) -> Response:
+    """Only a complete erasure answers 200. Without SQL nothing can be erased or tombstoned, so
+    that is a 503 that claims nothing; a blob store that fails half-way is a 503 too, retried
+    safely (the tombstone already hides the user's rows from every reader)."""
     assert state.storage is not None
-    counts = await run_in_threadpool(state.storage.erase_user, user_id)
-    return json_response({"user_id": user_id, "removed": asdict(counts)})
+    try:
+        erasure = await run_in_threadpool(state.storage.erase_user, user_id)
+    except BlobErasureIncomplete as exc:
+        raise Problem(
+            503,
+            "SQL rows erased and tombstoned at "
+            f"{exc.tombstoned_at.isoformat()}, but the blob store could not be rewritten; "
+            "erase again to finish.",
+            headers={"Retry-After": "30"},
+        ) from None
+    except Exception as exc:
+        if not is_db_unavailable(exc):
+            raise
+        raise Problem(
+            503,
+            "The SQL database cannot be reached; nothing was erased. Retry later.",
+            headers={"Retry-After": "5"},
+        ) from None
+    return json_response(
+        {
+            "user_id": user_id,
+            "removed": asdict(erasure.counts),
+            "tombstoned_at": erasure.tombstoned_at.isoformat(),
+        }
+    )

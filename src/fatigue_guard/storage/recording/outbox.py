@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 
 from fatigue_guard.storage.blob.feature_store import FeatureStore
 from fatigue_guard.storage.sql.tables import utcnow
+from fatigue_guard.storage.sql.tombstones import covered
 from fatigue_guard.storage.sql.unit_of_work import SqlAlchemyUnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -111,16 +112,24 @@ def ship_batch(
 
     A failed write comes back as ``error`` (the flusher backs off and retries the batch); a
     failed read raises (the SQL database is down: the flusher backs off as a whole).
+
+    The read and the write happen under the blob fence, and records an erasure tombstone covers
+    are left out, so that an erasure running meanwhile either waits for this write (and then
+    rewrites the file) or is already visible to it (see
+    :mod:`~fatigue_guard.storage.sql.tombstones`).
     """
-    with uow_factory() as uow:
+    with uow_factory() as uow, uow.tombstones.hold_blob_fence():
         batch = uow.outbox.load_batch(batch_id)
-    if not batch.records:
-        return ShipResult(0, batch.attempts)
-    try:
-        feature_store.write_batch(batch_id, batch.records)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        return ShipResult(len(batch.records), batch.attempts, error)
+        if not batch.records:
+            return ShipResult(0, batch.attempts)
+        records = covered(batch.records, uow.tombstones.erased_at(r.user_id for r in batch.records))
+        if not records:
+            return ShipResult(len(batch.records), batch.attempts)
+        try:
+            feature_store.write_batch(batch_id, records)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return ShipResult(len(batch.records), batch.attempts, error)
     return ShipResult(len(batch.records), batch.attempts)
 
 

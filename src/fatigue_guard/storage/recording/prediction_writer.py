@@ -37,6 +37,7 @@ from fatigue_guard.storage.sql.repository import (
     outbox_rows,
     prediction_rows,
 )
+from fatigue_guard.storage.sql.tombstones import not_erased_via_cursor
 from fatigue_guard.storage.sql.writer_lock import WriterLock
 
 
@@ -66,6 +67,8 @@ class PredictionWriter:
                     connection = self._engine.raw_connection()
                 cursor = connection.cursor()
                 try:
+                    # Records an erasure tombstone covers are never stored (see tombstones).
+                    unique = not_erased_via_cursor(cursor, dialect, unique)
                     inserted = set[Any]()
                     for statement, params, convert in driver_statements(
                         dialect, PREDICTIONS, prediction_rows(unique), "event_id", returning=True

@@ -37,6 +37,7 @@ from fatigue_guard.storage.sql.tables import (
     Prediction,
     utcnow,
 )
+from fatigue_guard.storage.sql.tombstones import TombstoneRepository
 
 
 class PredictionNotFound(LookupError):
@@ -130,9 +131,9 @@ class PredictionRepository:
         """Insert new predictions (and their outbox rows); return the event_ids that were new.
 
         Existing event_ids, and repeats within ``records``, are skipped without error: the first
-        stored answer wins.
+        stored answer wins. Records an erasure tombstone covers are skipped too (never stored).
         """
-        unique = first_of_each_event(records)
+        unique = TombstoneRepository(self.session).not_erased(first_of_each_event(records))
         inserted = insert_ignoring_conflicts(
             self.session, PREDICTIONS, prediction_rows(unique), "event_id"
         )

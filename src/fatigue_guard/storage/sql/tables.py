@@ -223,3 +223,16 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     flushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ErasedUser(Base):
+    """An erasure tombstone: records of this user received up to ``erased_at`` must never be
+    stored again, wherever they still wait (another replica's spool, an outbox batch in flight).
+
+    The user is kept as a salted hash, so the list of erased people does not name them.
+    """
+
+    __tablename__ = "erased_users"
+
+    user_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())

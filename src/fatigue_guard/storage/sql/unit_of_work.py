@@ -32,6 +32,7 @@ from fatigue_guard.storage.sql.repository import (
     PredictionRepository,
     UserDataRepository,
 )
+from fatigue_guard.storage.sql.tombstones import TombstoneRepository
 from fatigue_guard.storage.sql.writer_lock import WriterLock
 
 
@@ -43,6 +44,7 @@ class SqlAlchemyUnitOfWork:
     devices: DeviceRepository
     outbox: OutboxRepository
     users: UserDataRepository
+    tombstones: TombstoneRepository
     locks: JobLockRepository
     drift_reports: DriftReportRepository
     retrain_runs: RetrainRunRepository
@@ -67,6 +69,7 @@ class SqlAlchemyUnitOfWork:
         self.devices = DeviceRepository(session)
         self.outbox = OutboxRepository(session)
         self.users = UserDataRepository(session)
+        self.tombstones = TombstoneRepository(session)
         self.locks = JobLockRepository(session)
         self.drift_reports = DriftReportRepository(session)
         self.retrain_runs = RetrainRunRepository(session)
