@@ -175,6 +175,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Personal baselines the API computes: each recent person's history is cached in the process.
+    baseline_cache_ttl_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a person's cached day history is used before it is read again "
+        "(another replica's writes reach this one within it).",
+    )
+    baseline_cache_people: int = Field(
+        default=20_000, ge=1, description="People whose day history one API process caches."
+    )
+
     # Device keys: verified keys are cached this long (revocation takes effect within it).
     key_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long a verified device key is trusted unchecked."

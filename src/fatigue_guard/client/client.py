@@ -34,11 +34,13 @@ from pydantic import TypeAdapter, ValidationError
 from fatigue_guard import __version__
 from fatigue_guard.client.api import ApiClient, ApiError, Unreachable
 from fatigue_guard.client.backoff import Backoff
+from fatigue_guard.client.history import LocalHistory
 from fatigue_guard.client.model_store import ModelRefused, ModelStore
 from fatigue_guard.client.queue import LocalQueue, QueueCounts
 from fatigue_guard.client.results import Prediction, RefreshResult, SyncReport
+from fatigue_guard.contract.baselines import raw_moment
 from fatigue_guard.contract.errors import validation_errors
-from fatigue_guard.contract.schemas import Features, Timestamp
+from fatigue_guard.contract.schemas import Features, RawMeasurements, Timestamp
 from fatigue_guard.edge.manifest import EdgeManifest
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class FatigueClient:
         if stored is None:
             self.queue.set_meta(_USER_KEY, self.user_id)
         self.models = ModelStore(self.data_dir / "models")
+        self.baselines = LocalHistory(self.data_dir / "baselines.json")
         self.sync_batch_size = min(sync_batch_size, 1000)  # the API's batch limit
         self.backoff = backoff or Backoff()
         self.client_info = dict(
@@ -151,9 +154,16 @@ class FatigueClient:
         measured_at: datetime | str,
         *,
         event_id: str | uuid.UUID | None = None,
+        raw: Mapping[str, float] | None = None,
     ) -> Prediction:
-        """Server answer if it can give one, else the on-device model's (queued for sync)."""
+        """Server answer if it can give one, else the on-device model's (queued for sync).
+
+        Personal baselines left out of ``features`` are computed by the server online and on
+        the device offline, from the same history with the same definition. ``raw`` holds the
+        measurements they need that are not features (the request's ``raw`` object).
+        """
         validated = _validate(features)
+        measured = RawMeasurements.model_validate(dict(raw)) if raw else None
         when = _aware(measured_at)
         event = str(event_id or uuid.uuid4())
         body = {
@@ -163,11 +173,18 @@ class FatigueClient:
             "features": validated.model_dump(),
             "client": self.client_info,
         }
+        if measured is not None:
+            body["raw"] = measured.model_dump()
+        moment = raw_moment(when, validated, measured)
         try:
             _, answer = self.api.post_json("/v1/predictions", body)
         except Unreachable as exc:
             log.info("server unreachable (%s): predicting on the device", exc.reason)
-            return self._predict_on_device(body, validated)
+            filled = Features.model_validate(self.baselines.fill(validated.model_dump(), moment))
+            prediction = self._predict_on_device({**body, "features": filled.model_dump()}, filled)
+            self.baselines.record(event, moment)
+            return prediction
+        self.baselines.record(event, moment)
         return Prediction(
             event_id=str(answer["event_id"]),
             fatigue_probability=float(answer["fatigue_probability"]),
@@ -267,6 +284,7 @@ class FatigueClient:
             "source": source,
             "observed_at": _aware(observed_at or datetime.now(UTC), "observed_at").isoformat(),
         }
+        self.baselines.label(body["event_id"], bool(fatigue_event))
         if self.queue.is_pending("event", body["event_id"]):
             # The server does not know this edge event yet; sync sends it first.
             self.queue.enqueue("feedback", body["event_id"], body)

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Final
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from fatigue_guard.contract.features import FEATURES_BY_NAME
+
+if TYPE_CHECKING:
+    from fatigue_guard.contract.schemas import Features, RawMeasurements
 
 # Nothing is a baseline before this many earlier days carry a value (a newly paired tracker).
 WARMUP_DAYS: Final[int] = 3
@@ -336,3 +339,17 @@ class PersonalHistory:
         oldest = day - timedelta(days=LONGEST_WINDOW_DAYS)
         for old in [d for d in self.days if d < oldest]:
             del self.days[old]
+
+
+def raw_moment(measured_at: datetime, features: Features, raw: RawMeasurements | None) -> RawMoment:
+    """The raw measurements of a prediction request (the API's and the phone's one reading)."""
+    return RawMoment(
+        measured_at=measured_at.astimezone(UTC),
+        local_hour=features.local_hour,
+        hours_awake=features.hours_awake,
+        sleep_h=features.sleep_duration_h,
+        resting_hr_bpm=features.resting_hr_bpm,
+        hrv_rmssd_ms=features.hrv_rmssd_ms,
+        midpoint_h=None if raw is None else raw.sleep_midpoint_h,
+        sleep_goal_h=None if raw is None else raw.sleep_goal_h,
+    )

@@ -145,6 +145,30 @@ class ClientInfo(BaseModel):
     device_model: str | None = Field(default=None, max_length=64)
 
 
+_RawNumber = StrictFloat | StrictInt
+
+
+class RawMeasurements(BaseModel):
+    """Measurements that are not model features but that personal baselines are computed from
+    (see ``contract.baselines``). Both optional: without them the API leaves the baselines that
+    need them empty, unless the device sends those features itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sleep_midpoint_h: Annotated[_RawNumber, Field(ge=-12, le=24, allow_inf_nan=False)] | None = (
+        Field(
+            default=None,
+            description="Midpoint of the last main sleep, in hours after midnight of the local "
+            "day it ended (a 23:00-07:00 night: 3.0; a midpoint before midnight is negative).",
+        )
+    )
+    sleep_goal_h: Annotated[_RawNumber, Field(ge=3, le=14, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="The person's own nightly sleep goal, in hours; without it their usual "
+        "sleep over the 28 days before stands in.",
+    )
+
+
 class PredictionRequest(BaseModel):
     """``POST /v1/predictions``: one feature vector to score."""
 
@@ -155,6 +179,11 @@ class PredictionRequest(BaseModel):
     measured_at: Timestamp = Field(description=f"When the features were measured. {TIMESTAMP_RULE}")
     features: Features  # type: ignore[valid-type]
     client: ClientInfo | None = None
+    raw: RawMeasurements | None = Field(
+        default=None,
+        description="Raw measurements the server computes personal baselines from; see "
+        "docs/http-api.md.",
+    )
 
 
 class BatchPredictionRequest(BaseModel):

@@ -50,14 +50,18 @@ STEPS_MISSING_PROB: Final[float] = 0.02
 SLEEP_DETAIL_MISSING_PROB: Final[float] = 0.01
 MAIN_BLOCK, JOINER_BLOCK = 0, 1
 _NS_PER_HOUR: Final[int] = 3_600_000_000_000
+# Raw measurements of each moment that are not features (see simulate_cohort's ``raw``).
+RAW_COLUMNS: Final[tuple[str, ...]] = ("sleep_midpoint_h", "sleep_goal_h")
 
 
-def simulate_cohort(config: CohortConfig) -> pd.DataFrame:
+def simulate_cohort(config: CohortConfig, *, raw: bool = False) -> pd.DataFrame:
     """Simulate ``config`` and return a contract-format table, one row per (user, moment).
 
     Columns: ``event_id, user_id, measured_at`` (tz-aware UTC), ``device_model, platform,
     app_version``, every contract feature in contract order (float64, NaN = missing) and
-    ``fatigue_event`` (bool). Rows are ordered by user, then time.
+    ``fatigue_event`` (bool). Rows are ordered by user, then time. ``raw`` adds
+    :data:`RAW_COLUMNS`, the raw measurements a device sends besides the features (the request's
+    ``raw`` object) that the personal baselines are computed from.
     """
     plan = DriftPlan(config.scenario, config.effective_drift_start)
     blocks = [_simulate_block(config, plan, MAIN_BLOCK, _traits(config, MAIN_BLOCK), 0, 0)]
@@ -83,7 +87,11 @@ def simulate_cohort(config: CohortConfig) -> pd.DataFrame:
         },
         copy=False,
     )
-    return frame[[*ID_COLUMNS, *SEGMENT_COLUMNS, *FEATURE_NAMES, LABEL_COLUMN]]
+    extra = list(RAW_COLUMNS) if raw else []
+    if raw:
+        for name in RAW_COLUMNS:
+            frame[name] = columns[name]
+    return frame[[*ID_COLUMNS, *SEGMENT_COLUMNS, *FEATURE_NAMES, LABEL_COLUMN, *extra]]
 
 
 def _traits(config: CohortConfig, block: int) -> Traits:
@@ -195,8 +203,15 @@ def _simulate_block(
     }
     date_offset = np.floor(moments.clock_h / 24.0).astype(np.int64)
     date_index = np.clip(np.arange(n_days)[None, :, None] + date_offset, 0, None)
+    # From what the device measured: the sleep durations it reports, not the unrounded truth.
     night_baselines, fatigue_rate = _baselines(
-        traits.sleep_goal_h, nights.duration_h[:, out], midpoint, rhr_o, rmssd_o, labels, date_index
+        traits.sleep_goal_h,
+        day_features["sleep_duration_h"],
+        midpoint,
+        rhr_o,
+        rmssd_o,
+        labels,
+        date_index,
     )
     day_features.update(night_baselines)
     local_hour = np.round(moments.clock_h % 24.0, 3) % 24.0
@@ -228,6 +243,8 @@ def _simulate_block(
         "platform": per_row(traits.platform),
         "app_version": per_row(traits.app_version),
         LABEL_COLUMN: labels.ravel(),
+        "sleep_midpoint_h": per_moment(midpoint).reshape(n_rows).astype(np.float64),
+        "sleep_goal_h": per_row(traits.sleep_goal_h),
     }
     for name, values in day_features.items():
         columns[name] = per_moment(values).reshape(n_rows).astype(np.float64)

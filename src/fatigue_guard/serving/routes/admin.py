@@ -100,6 +100,8 @@ async def erase_user(user_id: UserId, state: ServingState = Depends(get_state)) 
             "The SQL database cannot be reached; nothing was erased. Retry later.",
             headers={"Retry-After": "5"},
         ) from None
+    # SQL no longer holds their history; this process's copy goes too.
+    state.personal_baselines.forget(user_id)
     return json_response(
         {
             "user_id": user_id,

@@ -52,6 +52,10 @@ async def create_feedback(
         raise Problem(
             503, "Feedback store unavailable; retry later.", headers={"Retry-After": "5"}
         ) from None
+    if created:
+        await state.personal_baselines.label(
+            principal.user_id, stored.event_id, stored.fatigue_event
+        )
     body = {
         "event_id": str(stored.event_id),
         "fatigue_event": stored.fatigue_event,

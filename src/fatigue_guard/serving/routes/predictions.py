@@ -60,7 +60,9 @@ async def create_prediction(request: Request) -> Response:
     payload = await parse_body(request, PredictionRequest, state)
     ensure_own_user(principal, payload.user_id)
     model = _serving_model(state)
-    records = score_requests([payload], model)
+    # Baselines the device left out are computed from the person's history (used as scored).
+    filled = await state.personal_baselines.fill([payload])
+    records = score_requests([filled[0].request], model)
     # Awaits the shared group commit: the answer leaves only once its record is durable.
     stored = (
         await state.recorder.record_async(records[0])
@@ -69,6 +71,8 @@ async def create_prediction(request: Request) -> Response:
     )
     if stored.user_id != payload.user_id:
         raise Problem(409, "event_id is already used by another event.", kind="event-id-conflict")
+    if state.settings.record_predictions:
+        await state.personal_baselines.remember(filled)
     _count(state, records)
     return json_response(response_body(stored))
 
@@ -104,7 +108,8 @@ async def create_predictions_batch(
             continue
         valid.append((index, parsed))
     if valid:
-        records = score_requests([p for _, p in valid], model)
+        filled = await state.personal_baselines.fill([p for _, p in valid])
+        records = score_requests([f.request for f in filled], model)
         stored = (
             await run_in_threadpool(_record_each, state, records)
             if state.settings.record_predictions
@@ -116,6 +121,14 @@ async def create_predictions_batch(
                 results[index] = {"index": index, "status": 409, "errors": _CONFLICT}
             else:
                 results[index] = {"index": index, "status": 200, "result": response_body(saved)}
+        if state.settings.record_predictions:
+            await state.personal_baselines.remember(
+                [
+                    f
+                    for f, saved in zip(filled, stored, strict=True)
+                    if saved.user_id == f.request.user_id
+                ]
+            )
     failed = sum(1 for r in results if r["status"] != 200)
     return json_response({"items": results, "succeeded": len(results) - failed, "failed": failed})
 

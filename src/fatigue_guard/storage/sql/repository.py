@@ -26,6 +26,7 @@ from fatigue_guard.storage.sql.bulk_insert import (
     insert_ignoring_conflicts,
     insert_skipping_conflicts,
 )
+from fatigue_guard.storage.sql.personal_history import erase_personal_history
 from fatigue_guard.storage.sql.tables import (
     OUTBOX_DONE,
     OUTBOX_PENDING,
@@ -422,6 +423,7 @@ class UserDataRepository:
         ):
             result = self.session.execute(delete(model).where(model.user_id == user_id))
             counts[name] = int(result.rowcount)  # type: ignore[attr-defined]
+        counts["personal_history"] = erase_personal_history(self.session, user_id)
         return counts
 
 

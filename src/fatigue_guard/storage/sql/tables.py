@@ -9,13 +9,14 @@ schema; these models must stay in step with them (a test checks it).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -236,3 +237,36 @@ class ErasedUser(Base):
 
     user_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PersonalDay(Base):
+    """What one local date contributes to a person's baselines: the night that ended on it (the
+    first reading of each measure stands for it) and the fatigue reports dated on it.
+
+    The API fills a request's missing baselines from these rows; the user is kept as a salted
+    hash (see ``storage.sql.personal_history``), one row per person and date.
+    """
+
+    __tablename__ = "personal_days"
+
+    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date(), primary_key=True)
+    sleep_h: Mapped[float | None] = mapped_column(Float())
+    midpoint_h: Mapped[float | None] = mapped_column(Float())
+    resting_hr_bpm: Mapped[float | None] = mapped_column(Float())
+    hrv_rmssd_ms: Mapped[float | None] = mapped_column(Float())
+    reports: Mapped[int] = mapped_column(Integer(), default=0)
+    positives: Mapped[int] = mapped_column(Integer(), default=0)
+
+
+class PersonalMoment(Base):
+    """A server-scored prediction's local date (its feedback counts on that date) and which
+    baseline features the server computed for it (a bit per feature, contract order of
+    ``contract.baselines.BASELINE_FEATURES``; 0: the device sent them all)."""
+
+    __tablename__ = "personal_moments"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(64), index=True)
+    day: Mapped[date] = mapped_column(Date())
+    server_computed: Mapped[int] = mapped_column(Integer(), default=0)

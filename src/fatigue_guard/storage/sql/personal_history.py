@@ -1,0 +1,150 @@
+"""Each person's day history for the baselines the API computes, in SQL.
+
+Two small tables (``personal_days``, ``personal_moments``; see ``tables``): one row per person
+and local date with what that date contributes to later baselines, and one row per
+server-scored prediction with its local date, so that its feedback is counted on the date the
+moment was on. Every replica reads and writes the same rows, so a person's history outlives a
+process and is shared by all of them. People are stored under a salted hash of their user id:
+the history names nobody by itself, and erasure finds the rows by the same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from fatigue_guard.contract.baselines import DayRecord, PersonalHistory
+from fatigue_guard.storage.sql.tables import PersonalDay, PersonalMoment
+
+if TYPE_CHECKING:  # the unit of work's erasure imports this module
+    from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
+
+_SALT: Final[bytes] = b"fatigue-guard/personal-history/v1:"
+_DAYS = PersonalDay.__table__
+_MOMENTS = PersonalMoment.__table__
+_MEASURES: Final[tuple[str, ...]] = ("sleep_h", "midpoint_h", "resting_hr_bpm", "hrv_rmssd_ms")
+
+
+def user_key(user_id: str) -> str:
+    """The history's name for ``user_id``: hex SHA-256 under a fixed, app-specific salt."""
+    return hashlib.sha256(_SALT + user_id.encode()).hexdigest()
+
+
+def _insert(session: Session) -> Any:
+    # Both dialects spell "insert, or on conflict do ..." the same way.
+    assert session.bind is not None
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def _merge_day(session: Session, key: str, day: date, record: DayRecord) -> None:
+    """Add ``record`` to the person's row for ``day``: a measure only where the day has none
+    yet (the first reading of a night stands for it), reports added."""
+    row = {"user_key": key, "day": day, "reports": record.reports, "positives": record.positives}
+    row.update({name: getattr(record, name) for name in _MEASURES})
+    statement = _insert(session)(_DAYS).values(row)
+    merged: dict[str, Any] = {
+        name: func.coalesce(_DAYS.c[name], statement.excluded[name]) for name in _MEASURES
+    }
+    merged["reports"] = _DAYS.c.reports + statement.excluded.reports
+    merged["positives"] = _DAYS.c.positives + statement.excluded.positives
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["user_key", "day"], set_=merged)
+    )
+
+
+def erase_personal_history(session: Session, user_id: str) -> int:
+    """Delete ``user_id``'s history rows in the caller's transaction; how many went."""
+    key = user_key(user_id)
+    gone = 0
+    for table in (_MOMENTS, _DAYS):
+        result = session.execute(delete(table).where(table.c.user_key == key))
+        gone += int(result.rowcount)  # type: ignore[attr-defined]
+    return gone
+
+
+class PersonalHistoryStore:
+    """Load, extend and label people's day histories (thread-safe: a unit of work per call)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def load(self, user_id: str) -> PersonalHistory:
+        """Every recorded day of ``user_id``, in one query."""
+        history = PersonalHistory()
+        with self._uow_factory() as uow:
+            assert uow.session is not None
+            rows = uow.session.execute(
+                select(_DAYS).where(_DAYS.c.user_key == user_key(user_id))
+            ).mappings()
+            for row in rows:
+                history.days[row["day"]] = DayRecord(
+                    **{name: row[name] for name in _MEASURES},
+                    reports=row["reports"],
+                    positives=row["positives"],
+                )
+        return history
+
+    def add_moment(
+        self,
+        user_id: str,
+        event_id: uuid.UUID,
+        moment_day: date,
+        night_day: date,
+        night: DayRecord,
+        server_computed: int,
+    ) -> bool:
+        """Record a scored moment and its night; ``False`` (and nothing written) when
+        ``event_id`` was recorded before, so a re-sent request counts once."""
+        key = user_key(user_id)
+        with self._uow_factory(write=True) as uow:
+            session = uow.session
+            assert session is not None
+            moment = {
+                "event_id": event_id,
+                "user_key": key,
+                "day": moment_day,
+                "server_computed": server_computed,
+            }
+            new = session.execute(
+                _insert(session)(_MOMENTS)
+                .values(moment)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(_MOMENTS.c.event_id)
+            ).first()
+            if new is None:
+                return False
+            _merge_day(session, key, night_day, night)
+            uow.commit()
+        return True
+
+    def add_label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> date | None:
+        """Count a fatigue report on its moment's date; that date, or ``None`` when the
+        moment is not one the API scored (an edge prediction, or another user's)."""
+        key = user_key(user_id)
+        with self._uow_factory(write=True) as uow:
+            session = uow.session
+            assert session is not None
+            day = session.execute(
+                select(_MOMENTS.c.day).where(
+                    _MOMENTS.c.event_id == event_id, _MOMENTS.c.user_key == key
+                )
+            ).scalar_one_or_none()
+            if day is None:
+                return None
+            _merge_day(session, key, day, DayRecord(reports=1, positives=int(positive)))
+            uow.commit()
+        return day
+
+    def server_computed(self, event_id: uuid.UUID) -> int | None:
+        """The bit mask of baseline features the API computed for ``event_id``."""
+        with self._uow_factory() as uow:
+            assert uow.session is not None
+            return uow.session.execute(
+                select(_MOMENTS.c.server_computed).where(_MOMENTS.c.event_id == event_id)
+            ).scalar_one_or_none()
