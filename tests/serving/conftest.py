@@ -46,11 +46,14 @@ class LiveApi:
         )
 
 
-def start_api(settings: Settings, registry: TrainedRegistry) -> Iterator[LiveApi]:
+def start_api(
+    settings: Settings, registry: TrainedRegistry, **server_options: Any
+) -> Iterator[LiveApi]:
+    """A live API; ``server_options`` go to uvicorn (e.g. ``serve``'s own)."""
     storage = build_storage(settings)
     storage.upgrade()
     app = create_app(settings, storage=storage)
-    with LiveServer(app) as server:
+    with LiveServer(app, **server_options) as server:
         yield LiveApi(server.url, settings, storage, registry, {})
     storage.stop()
     storage.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import typer
@@ -39,7 +40,19 @@ def log_config(log_level: str) -> dict[str, Any]:
         "level": log_level.upper(),
         "propagate": False,  # the CLI's root handler would write every line twice
     }
+    # uvicorn's request lines hold the raw path (a user id in /v1/admin/users/{user_id}), and
+    # uvicorn writes them whenever its access logger has a handler, whatever access_log says;
+    # our own middleware logs each request with its route template instead.
+    config["filters"] = {**config.get("filters", {}), "no_request_lines": {"()": NoRecords}}
+    config["loggers"]["uvicorn.access"]["filters"] = ["no_request_lines"]
     return config
+
+
+class NoRecords(logging.Filter):
+    """Lets no record through (for a logger whose lines must never be written)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 def uvicorn_options(log_level: str, shutdown_grace_s: float = 20.0) -> dict[str, Any]:

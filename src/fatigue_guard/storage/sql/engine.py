@@ -19,6 +19,9 @@ def _json_dumps(value: Any) -> str:
 # library's encoder, encoding is the largest single cost of the group-commit writer after SQLite.
 # orjson writes NaN as null, which PostgreSQL's JSONB needs anyway.
 _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+# A statement's parameters are user ids and feature values: SQLAlchemy would put them in the text
+# of every error it raises (and so in any traceback logged), and in its statement log.
+_PRIVATE = {**_JSON, "hide_parameters": True}
 
 
 def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
@@ -39,7 +42,7 @@ def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
             parsed,
             connect_args={"timeout": 30.0, "check_same_thread": False},
             pool_pre_ping=False,
-            **_JSON,
+            **_PRIVATE,
         )
         synchronous = settings.sqlite_synchronous
 
@@ -69,5 +72,5 @@ def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_timeout=settings.db_connect_timeout_s,
-        **_JSON,
+        **_PRIVATE,
     )
