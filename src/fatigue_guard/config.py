@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     outbox_retry_max_s: float = Field(
         default=30.0, gt=0, description="Longest back-off between blob write attempts."
     )
+    outbox_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "How long a claimed feature batch is reserved for the flusher that claimed it; if "
+            "that process dies, any flusher retries the batch once this has passed. Keep it "
+            "above the longest blob write."
+        ),
+    )
     spool_replay_interval_s: float = Field(
         default=2.0, gt=0, description="How often spooled records are retried into SQL."
     )

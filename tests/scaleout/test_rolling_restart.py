@@ -27,13 +27,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from fatigue_guard.config import Settings
 from fatigue_guard.demo import request_bodies, settings_env, wait_ready
 from fatigue_guard.serving.shutdown import Shutdown
-from fatigue_guard.storage.blob.feature_store import version_prefix
 from fatigue_guard.storage.factory import build_storage
+from tests.fixtures.exactly_once import assert_stored_exactly_once
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import free_port
 
@@ -265,19 +264,7 @@ def test_rolling_restart_under_load_fails_no_request_and_records_land_once(
 
     reader = build_storage(settings_for("reader"))
     try:
-        with reader.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT event_id, count(*) FROM predictions GROUP BY event_id")
-            ).all()
-        in_sql = {str(event_id): n for event_id, n in rows}
-        assert set(in_sql) == set(answered)
-        assert set(in_sql.values()) == {1}
         # No waiting: the processes shipped their outbox before they exited.
-        in_blobs: dict[str, int] = {}
-        for key in reader.blobs.list(version_prefix()):
-            for event_id in reader.feature_store.read_key(key).column("event_id").to_pylist():
-                in_blobs[str(event_id)] = in_blobs.get(str(event_id), 0) + 1
-        assert set(in_blobs) == set(answered)
-        assert set(in_blobs.values()) == {1}
+        assert_stored_exactly_once(reader, answered)
     finally:
         reader.close()

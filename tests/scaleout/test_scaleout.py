@@ -25,12 +25,11 @@ import psycopg
 import pytest
 from azure.storage.blob import BlobServiceClient
 from psycopg import sql
-from sqlalchemy import text
 
 from fatigue_guard.config import Settings
 from fatigue_guard.demo import request_bodies, settings_env
-from fatigue_guard.storage.blob.feature_store import version_prefix
 from fatigue_guard.storage.factory import build_storage
+from tests.fixtures.exactly_once import assert_stored_exactly_once
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import free_port
 from tests.serving.conftest import ADMIN_TOKEN
@@ -229,25 +228,7 @@ def test_cli_promotion_reaches_two_api_processes_and_records_land_once(
 
     reader = build_storage(settings_for("reader"))
     try:
-        with reader.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT event_id, count(*) FROM predictions GROUP BY event_id")
-            ).all()
-        in_sql = {str(event_id): n for event_id, n in rows}
-        assert set(in_sql) == set(event_ids)
-        assert set(in_sql.values()) == {1}
-        in_blobs: dict[str, int] = {}
-        deadline = time.monotonic() + 30
-        while True:
-            in_blobs.clear()
-            for key in reader.blobs.list(version_prefix()):
-                for event_id in reader.feature_store.read_key(key).column("event_id").to_pylist():
-                    in_blobs[str(event_id)] = in_blobs.get(str(event_id), 0) + 1
-            if set(in_blobs) >= set(event_ids) or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert set(in_blobs) == set(event_ids)
-        assert set(in_blobs.values()) == {1}
+        assert_stored_exactly_once(reader, event_ids, blob_wait_s=30)
     finally:
         reader.close()
     phase("records checked")

@@ -9,6 +9,11 @@ cut off by the kill may or may not be stored: they were never answered, so eithe
 Two paths: the SQL commit (SQLite, always runs) and the fsync'd spool while the DB is unreachable
 (PostgreSQL behind a proxy the test cuts, then SIGKILL; the restart replays the dead process's
 spool file).
+
+And the blob side: the whole process group (API, recorder child, batch shipper) is killed while
+a feature batch is being written to a slow blob store; a new API process on the same HOME and
+database takes the re-sent events (the phones never got an answer for some), and every event
+ends up once in SQL and once in the blob store, with the answer it was first given.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,18 +36,29 @@ import pytest
 from sqlalchemy import text
 
 from fatigue_guard.config import Settings
-from fatigue_guard.demo import request_bodies
+from fatigue_guard.demo import field_env, request_bodies, settings_env
+from fatigue_guard.serving.app import create_app
 from fatigue_guard.storage.factory import build_storage
-from tests.fixtures.live_server import free_port
+from tests.fixtures.exactly_once import assert_settled_exactly_once
+from tests.fixtures.live_server import LiveServer, free_port
 from tests.fixtures.models import TrainedRegistry
 from tests.fixtures.services import TcpProxy
+from tests.fixtures.waiting import wait_until
 
 CLIENTS = 8
 
 
 @contextmanager
-def served(settings: Settings, database_url: str | None = None) -> Iterator[subprocess.Popen]:
-    """``fatigue-guard serve`` as a child process on a free port, configured by environment."""
+def served(
+    settings: Settings,
+    database_url: str | None = None,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    own_group: bool = False,
+) -> Iterator[subprocess.Popen]:
+    """``fatigue-guard serve`` as a child process on a free port, configured by environment;
+    ``own_group``: in a process group of its own (with its recorder and shipper children), for
+    a test to kill all at once."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FATIGUE_GUARD_")}
     env.update(
@@ -53,12 +70,14 @@ def served(settings: Settings, database_url: str | None = None) -> Iterator[subp
     )
     if database_url:
         env["FATIGUE_GUARD_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     cli = Path(sys.executable).with_name("fatigue-guard")
     process = subprocess.Popen(
         [str(cli), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=own_group,
     )
     process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:
@@ -210,3 +229,115 @@ def test_sigkill_while_spooling_loses_no_answered_prediction(
     assert not lost, f"{len(lost)} of {len(answered)} answered predictions were lost"
     assert rows == len(stored)
     assert not list(settings.spool_dir.glob("*.jsonl")), "the spool was not fully replayed"
+
+
+SLOW_BLOB_S = 2.0  # added to every chunk to and from the blob store while a batch is in flight
+
+
+def claimed_batches_left(settings: Settings) -> int:
+    """Outbox rows claimed into a batch that was never marked done (its flusher died)."""
+    storage = build_storage(settings)
+    try:
+        with storage.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM outbox "
+                        "WHERE batch_id IS NOT NULL AND status = 'pending'"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        storage.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.azurite
+def test_process_group_killed_mid_flush_then_restarted_stores_each_event_once(
+    tmp_path: Path,
+    trained_registry: TrainedRegistry,
+    postgres_url: str,
+    azurite_proxy: tuple[TcpProxy, str],
+    blob_container: str,
+) -> None:
+    proxy, blob = azurite_proxy
+    settings = trained_registry.settings(
+        tmp_path / "home",
+        database_url=postgres_url,
+        azure_storage_connection_string=blob,
+        blob_container=blob_container,
+        blob_flush_max_records=50,
+        blob_flush_max_age_s=0.3,
+        # The restarted process retries the dead one's claimed batch once this has passed.
+        outbox_lease_s=1.0,
+        rate_limit_per_s=100_000,
+        rate_limit_burst=100_000,
+    )
+    bodies = request_bodies(trained_registry.live.iloc[:200])
+    keys = prepare(settings, bodies)
+    env = settings_env(settings) | field_env(
+        settings, ["blob_flush_max_records", "blob_flush_max_age_s", "outbox_lease_s"]
+    )
+    sent: list[tuple[dict[str, Any], dict[str, Any] | None]] = []  # (body, first answer)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def phone(url: str, index: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            for n in range(index, 10**6, CLIENTS):
+                body = dict(bodies[n % len(bodies)], event_id=str(uuid.uuid4()))
+                headers = {"Authorization": f"Bearer {keys[body['user_id']]}"}
+                try:
+                    r = http.post("/v1/predictions", json=body, headers=headers)
+                except httpx.TransportError:
+                    with lock:
+                        sent.append((body, None))  # killed: never answered
+                    return
+                with lock:
+                    sent.append((body, r.json() if r.status_code == 200 else None))
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+                time.sleep(0.05)
+
+    with served(settings, postgres_url, extra_env=env, own_group=True) as server:
+        url = server.url  # type: ignore[attr-defined]
+        phones = [threading.Thread(target=phone, args=(url, i)) for i in range(CLIENTS)]
+        for thread in phones:
+            thread.start()
+        wait_until(lambda: len(sent) >= 100, timeout_s=60)
+        proxy.slow(SLOW_BLOB_S)
+        # A batch is on its way to the blob store (after the shipper process started).
+        wait_until(lambda: proxy.delayed_chunks > 0, timeout_s=90)
+        assert proxy.delayed_chunks > 0, "no feature batch was written while the store was slow"
+        os.killpg(server.pid, signal.SIGKILL)  # API, recorder child and shipper at once
+        server.wait(timeout=30)
+        for thread in phones:
+            thread.join(timeout=30)
+    proxy.start()
+    assert not errors, errors[:3]
+    assert claimed_batches_left(settings) > 0, "the kill did not interrupt a flush"
+    unanswered = sum(1 for _, answer in sent if answer is None)
+
+    # A new API process on the same HOME, database and container; each phone sends again what
+    # it holds, answered or not, with the same event_id (the reference client re-sends the
+    # unanswered ones; the answered ones check that the first answer stands).
+    with LiveServer(create_app(settings)) as restarted, httpx.Client(timeout=10) as http:
+
+        def resend(item: tuple[dict[str, Any], dict[str, Any] | None]) -> tuple[int, Any]:
+            body, _ = item
+            headers = {"Authorization": f"Bearer {keys[body['user_id']]}"}
+            r = http.post(f"{restarted.url}/v1/predictions", json=body, headers=headers)
+            return r.status_code, r.json()
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            again = list(pool.map(resend, sent))
+    assert [status for status, _ in again if status != 200] == []
+    changed = [
+        (first, then)
+        for (_, first), (_, then) in zip(sent, again, strict=True)
+        if first is not None and first != then
+    ]
+    assert not changed, f"{len(changed)} answers changed, e.g. {changed[0]}"
+    print(f"\n{len(sent)} events sent, {unanswered} unanswered at the kill")
+    assert_settled_exactly_once(settings, [body["event_id"] for body, _ in sent])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from fatigue_guard.storage.factory import Storage, build_storage
-from fatigue_guard.storage.recording.outbox import OutboxFlusher
+from fatigue_guard.storage.recording.outbox import OutboxFlusher, ShippingStopped
 from fatigue_guard.storage.recording.shipper_process import ShipperProcess, ShipperUnavailable
+from tests.fixtures.services import TcpProxy
 from tests.storage.conftest import BASE_TIME, StorageFactory, spread_records
 
 
@@ -90,3 +93,42 @@ def test_a_store_that_refuses_the_write_backs_the_batch_off(
     features.with_name("features-aside").rename(features)
     assert flusher.drain(timeout_s=60)
     assert _stored_event_ids(storage) == sorted(str(r.event_id) for r in before + after)
+
+
+@pytest.mark.azurite
+def test_a_stopping_recorder_waits_for_its_shipper_until_its_deadline_only(
+    tmp_path: Path,
+    storage_factory: StorageFactory,
+    azurite_proxy: tuple[TcpProxy, str],
+    blob_container: str,
+) -> None:
+    """A blob store that never answers holds the shipper up (a proxy that accepts connections
+    and never replies); the stop's deadline ends the wait, and the batch stays in the outbox."""
+    proxy, azurite = azurite_proxy
+    migrated = storage_factory(
+        f"sqlite:///{tmp_path / 'fg.db'}",
+        azure_storage_connection_string=azurite,
+        blob_container=blob_container,
+    )
+    shipper = ShipperProcess(migrated.settings)
+    storage = build_storage(migrated.settings, shipper=shipper)
+    try:
+        storage.recorder.record_many(spread_records(30))
+        proxy.blackhole()
+        started = time.monotonic()
+        shipper.stop_waiting_at(started + 1.0)
+        with pytest.raises(ShippingStopped):
+            storage.recorder.flusher.flush_once(force=True)
+        waited = time.monotonic() - started
+        assert 0.9 < waited < 3.0, f"waited {waited:.1f} s for a deadline 1 s away"
+        assert shipper.pid is None  # killed, not left behind
+        with pytest.raises(ShippingStopped):  # past the deadline: no new shipper
+            storage.recorder.flusher.flush_once(force=True)
+        assert shipper.pid is None
+        started = time.monotonic()
+        assert not storage.recorder.flusher.drain(timeout_s=30)
+        assert time.monotonic() - started < 5, "a stopped shipper's drain waited for nothing"
+        assert storage.recorder.flusher.backlog() == 30  # kept for the next start
+    finally:
+        shipper.close()
+        storage.close()

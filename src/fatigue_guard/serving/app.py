@@ -114,6 +114,12 @@ def _bind_storage_metrics(state: ServingState) -> None:
         state.metrics.bind_gauge(
             name, doc, lambda field=field: float(getattr(recorder.stats(), field))
         )
+    state.metrics.bind_counter(
+        "fg_spool_write_failures",
+        "Spool writes that failed while the SQL DB was unreachable (full or unwritable disk); "
+        "their predictions were refused with 503.",
+        lambda: float(recorder.stats().spool_write_failures),
+    )
 
 
 class _Monitoring:
@@ -159,7 +165,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         state.auth = build_auth(settings, state.storage.verify_device_key)
         _bind_storage_metrics(state)
         state.storage.start()
-        bound_mlflow_http_retries()
+        bound_mlflow_http_retries(settings)
         # Off the event loop: the first load downloads and checks a model (seconds).
         await run_in_threadpool(_load_model, state)
         # Everything alive now (modules, MLflow, the model) lives as long as the process: keep

@@ -6,10 +6,12 @@ Each app gets its own registry so that several apps in one process (tests) do no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from fatigue_guard.serving.model_slot import ModelSlot, RefreshOutcome
@@ -86,6 +88,11 @@ class ApiMetrics:
         gauge = Gauge(name, doc, registry=self.registry)
         gauge.set_function(read)
 
+    def bind_counter(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        """Expose a count owned elsewhere (e.g. by the recorder process) as a counter:
+        ``<name>_total``, read at scrape time."""
+        self.registry.register(_CounterReader(name, doc, read))
+
     def observe_model(self, slot: ModelSlot, outcome: RefreshOutcome) -> None:
         """Count one look at the registry and publish which version serves, from where."""
         self.registry_up.set(0 if outcome.outcome == "unreachable" else 1)
@@ -101,3 +108,17 @@ class ApiMetrics:
         self.model_info.clear()
         if current is not None:
             self.model_info.labels(current.version, slot.source or "registry").set(1)
+
+
+class _CounterReader(Collector):
+    """A counter whose value is read from its owner at each scrape (prometheus_client's own
+    Counter can only be incremented here)."""
+
+    def __init__(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        self._name, self._doc, self._read = name, doc, read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._doc, value=self._read())
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._doc)

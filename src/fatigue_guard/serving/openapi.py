@@ -283,6 +283,11 @@ _BODY_ERRORS = {413: _ERROR_TEXT[413], 415: _ERROR_TEXT[415], 422: _ERROR_TEXT[4
 _ADMIN_ERRORS = {
     401: "No admin token.",
     403: "Not the admin token (a device key is never one).",
+# The SQL database and the local spool both failed: nothing was stored, so nothing is answered.
+_NOT_RECORDED = (
+    "predictions could not be recorded (SQL database unreachable and local spool not writable): "
+    "nothing was stored; send the same events again after `Retry-After` seconds."
+)
     404: "Admin routes are disabled: no admin token is configured.",
 }
 
@@ -297,7 +302,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             **_BODY_ERRORS,
             403: "user_id is not the key's user.",
             409: "event_id is already used by another user's event.",
-            503: "The key store is unreachable, or no model is loaded yet (see /readyz).",
+            503: "The key store is unreachable, no model is loaded yet (see /readyz), or the "
+            + _NOT_RECORDED,
         },
     ),
     ("post", "/v1/predictions:batch"): Operation(
@@ -307,7 +313,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             **_BODY_ERRORS,
             422: "The batch itself is malformed (per-item failures are answered in the 200 "
             "body instead).",
-            503: "The key store is unreachable, or no model is loaded yet (see /readyz).",
+            503: "The key store is unreachable, no model is loaded yet (see /readyz), or the "
+            + _NOT_RECORDED,
         },
         {200: BatchPredictionResult},
     ),
@@ -333,6 +340,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: SyncResult},
     ),
     ("get", "/v1/models/edge/manifest"): Operation(
+            503: "The key store is unreachable, or the " + _NOT_RECORDED,
         "device",
         {
             **_DEVICE_ERRORS,

@@ -19,8 +19,11 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fatigue_guard.contract.errors import field_errors
+from fatigue_guard.storage.recording.recorder import RecordNotDurable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# How long a phone waits before it sends again a prediction that could not be recorded.
+NOT_RECORDED_RETRY_AFTER_S = 5
 PROBLEM_TYPE_BASE = "https://fatigue-guard.dev/problems/"
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             kind=HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-"),
             instance=instance_of(request),
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RecordNotDurable)
+    async def _not_recorded(request: Request, exc: RecordNotDurable) -> Response:
+        # Not answered as recorded: the phone keeps the event and sends it again, with the same
+        # event_id (the recorder has logged the cause).
+        return problem_response(
+            503,
+            "The prediction could not be recorded (the database and the local spool are both "
+            "unavailable); send the same event again later.",
+            kind="not-recorded",
+            instance=instance_of(request),
+            headers={"Retry-After": str(NOT_RECORDED_RETRY_AFTER_S)},
         )
 
     @app.exception_handler(Exception)

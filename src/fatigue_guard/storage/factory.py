@@ -58,6 +58,7 @@ def flush_policy(settings: Settings) -> FlushPolicy:
         poll_interval_s=settings.outbox_poll_interval_s,
         retry_base_s=settings.outbox_retry_base_s,
         retry_max_s=settings.outbox_retry_max_s,
+        lease_s=settings.outbox_lease_s,
         retention_s=settings.outbox_retention_s,
         purge_interval_s=settings.outbox_purge_interval_s,
     )

@@ -35,6 +35,7 @@ class Answer(NamedTuple):
     seq: int
     ok: bool
     # AS_SENT, the call's result, or (not ok) the error as "Type: message": it may not pickle.
+    # A refused record's RecordNotDurable crosses as itself (it pickles): the API answers it.
     value: Any
 
 

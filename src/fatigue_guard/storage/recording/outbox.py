@@ -93,6 +93,11 @@ class ShipResult:
 BatchShipper = Callable[[str], ShipResult]
 
 
+class ShippingStopped(RuntimeError):
+    """A :data:`BatchShipper` takes no more batches: the process is stopping and its time is
+    up. The claimed batch stays in the outbox for the next start."""
+
+
 class CallRunner(Protocol):
     """Where the flusher's write transactions run: ``runner(call)`` runs ``call()`` in some
     thread and returns its result (e.g. a :class:`~fatigue_guard.storage.recording.thread_handoff.
@@ -311,6 +316,9 @@ class OutboxFlusher:
                 self.flush_once(force=True)
                 if self.backlog() == 0:
                     return True
+            except ShippingStopped as exc:
+                log.warning("outbox not fully shipped (%s); the rest waits for the next start", exc)
+                return False
             except Exception:  # DB hiccup: keep trying until the deadline
                 log.warning("outbox drain step failed", exc_info=True)
             if time.monotonic() >= deadline:

@@ -15,11 +15,17 @@ requests share the durability cost instead of each paying milliseconds, and an a
 is always already durable. :meth:`~PredictionRecorder.record_async` is the event-loop entry point
 (no thread-pool hop); :meth:`~PredictionRecorder.record` is the same for threads. Before ``start()``
 (and after ``stop()``) both write inline, with identical semantics.
+
+If the DB is unreachable and the spool cannot be written either (a full or unwritable disk),
+nothing can make the record durable: it is refused with :class:`RecordNotDurable`, which the API
+answers as a 503 with ``Retry-After``, so the phone keeps the event and sends it again (with the
+same event_id) instead of being told it was recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import threading
 import time
@@ -65,6 +71,16 @@ def is_db_unavailable(exc: BaseException) -> bool:
 _DBAPI_UNAVAILABLE = frozenset({"OperationalError", "InterfaceError"})
 
 
+# While the spool cannot be written, one ERROR line per this many seconds (every failure is
+# counted in the stats): one line per request would bury everything else in the log.
+SPOOL_FAILURE_LOG_EVERY_S = 30.0
+
+
+class RecordNotDurable(RuntimeError):
+    """The record could not be made durable: the SQL DB is unreachable and the spool cannot be
+    written. Nothing was stored; the caller must not be told otherwise."""
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """Outcome of :meth:`PredictionRecorder.record_many` (the ``/v1/sync`` counts)."""
@@ -87,6 +103,7 @@ class RecorderStats:
     db_available: bool
     group_commits: int = 0
     group_committed_records: int = 0
+    spool_write_failures: int = 0  # spool appends that failed (their records were refused)
 
 
 class PredictionRecorder:
@@ -123,6 +140,8 @@ class PredictionRecorder:
         # Groups that arrived through record_batch (the recorder process batches by itself).
         self._batched_commits = 0
         self._batched_records = 0
+        self._spool_failures = 0
+        self._spool_failure_logged_at: float | None = None
         self._committer: GroupCommitter[PredictionRecord, PredictionRecord] = GroupCommitter(
             self._store_batch,
             max_batch=group_commit_max_batch,
@@ -231,14 +250,18 @@ class PredictionRecorder:
     def _spool_answers(
         self, records: Sequence[PredictionRecord]
     ) -> list[PredictionRecord | BaseException]:
-        self._spool(records)
+        try:
+            self._spool(records)
+        except RecordNotDurable as exc:
+            return [RecordNotDurable(*exc.args) for _ in records]
         with self._recent_lock:
             return [self._recent_spooled.get(r.event_id, r) for r in records]
 
     def record_many(self, records: Sequence[PredictionRecord]) -> BatchResult:
         """Store many records in one transaction (e.g. an edge sync); which were new.
 
-        If the DB is down, all are spooled and counted as accepted (replay dedups later).
+        If the DB is down, all are spooled and counted as accepted (replay dedups later); if
+        the spool cannot be written either, :class:`RecordNotDurable` is raised.
         """
         if not records:
             return BatchResult()
@@ -284,12 +307,42 @@ class PredictionRecorder:
         self._db_down_until = time.monotonic() + self._db_retry_after_s
 
     def _spool(self, records: Sequence[PredictionRecord]) -> None:
-        self.spool.append(records)
+        """Append ``records`` to the spool, or raise :class:`RecordNotDurable` (logged, counted)."""
+        try:
+            self.spool.append(records)
+        except OSError as exc:
+            self._spool_failed(len(records), exc)
+            raise RecordNotDurable(
+                "the SQL database is unreachable and the local spool cannot be written"
+            ) from exc
+        if self._spool_failure_logged_at is not None:
+            self._spool_failure_logged_at = None
+            log.warning("local spool writable again; spooling records while SQL is unreachable")
         with self._recent_lock:
             for r in records:
                 self._recent_spooled.setdefault(r.event_id, r)
             while len(self._recent_spooled) > self._recent_max:
                 self._recent_spooled.popitem(last=False)
+
+    def _spool_failed(self, count: int, exc: OSError) -> None:
+        self._spool_failures += 1
+        now = time.monotonic()
+        last = self._spool_failure_logged_at
+        if last is not None and now - last < SPOOL_FAILURE_LOG_EVERY_S:
+            return
+        self._spool_failure_logged_at = now
+        # The cause and where, never the records (health data).
+        cause = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        log.error(
+            "cannot record predictions: the SQL database is unreachable and the spool in %s "
+            "cannot be written (%s: %s); %d record(s) refused, and every one after them until "
+            "either is back",
+            self.spool.directory,
+            cause,
+            exc.strerror or exc,
+            count,
+            extra={"cause": cause, "failures": self._spool_failures},
+        )
 
     def _replay_sink(self, records: Sequence[PredictionRecord]) -> None:
         with self._uow(write=True) as uow:
@@ -386,4 +439,5 @@ class PredictionRecorder:
             db_available=not self._db_known_down(),
             group_commits=g.batches + self._batched_commits,
             group_committed_records=g.items + self._batched_records,
+            spool_write_failures=self._spool_failures,
         )

@@ -57,7 +57,12 @@ from fatigue_guard.storage.recording.messages import (
     CallKind,
     Report,
 )
-from fatigue_guard.storage.recording.recorder import BatchResult, PredictionRecorder, RecorderStats
+from fatigue_guard.storage.recording.recorder import (
+    BatchResult,
+    PredictionRecorder,
+    RecorderStats,
+    RecordNotDurable,
+)
 from fatigue_guard.storage.records import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -334,7 +339,8 @@ class RecorderProcess:
             if pending is None:
                 continue
             if not ok:
-                outcomes.append((pending, RecorderCallFailed(value)))
+                error = value if isinstance(value, RecordNotDurable) else RecorderCallFailed(value)
+                outcomes.append((pending, error))
             elif value == AS_SENT and pending.item is not None:
                 outcomes.append((pending, pending.item))
             else:
@@ -443,7 +449,11 @@ def _child_main(settings: Settings, conn: Connection, loop_answers: Connection) 
         flusher_writes.close()  # the flusher writes in its own thread again while it stops
         calls.shutdown(wait=True)
         done.set()
-        recorder.stop(10.0 if stop_timeout_s is None else stop_timeout_s)
+        timeout_s = 10.0 if stop_timeout_s is None else stop_timeout_s
+        # A shipper started only now (no batch was due before) spends seconds importing: it
+        # ships what it can within the stop's time; what it cannot stays in the outbox.
+        shipper.stop_waiting_at(time.monotonic() + timeout_s)
+        recorder.stop(timeout_s)
         shipper.close()
         storage.close()
         send(Report("stopped", None))
@@ -465,6 +475,8 @@ def _answer(seq: int, outcome: Any) -> Answer:
     if isinstance(outcome, Future):
         error = outcome.exception()
         outcome = error if error is not None else outcome.result()
+    if isinstance(outcome, RecordNotDurable):
+        return Answer(seq, False, outcome)  # the API answers it as such: it must stay one
     if isinstance(outcome, BaseException):
         return Answer(seq, False, f"{type(outcome).__name__}: {outcome}")
     return Answer(seq, True, outcome)

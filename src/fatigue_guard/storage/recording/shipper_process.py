@@ -16,6 +16,11 @@ is started on first use, started again after it died (the call that saw it die r
 flusher backs off and retries the same batch), and exits when its pipe closes, so it never
 outlives the recorder process. It is a plain subprocess, not a ``multiprocessing`` child,
 because the recorder process is a daemon process, and those may not have children.
+
+Once the recorder stops, its stop has a deadline (:meth:`ShipperProcess.stop_waiting_at`): a
+shipper that has not answered by then (still starting, which takes seconds of imports, or held
+up by a blob store that does not answer) is killed, and the batch stays claimed in the outbox
+for the next start. The stop of an API process then keeps to its grace period.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import socket
 import subprocess  # nosec B404
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 
 from fatigue_guard.config import Settings
-from fatigue_guard.storage.recording.outbox import ShipResult, ship_batch
+from fatigue_guard.storage.recording.outbox import ShippingStopped, ShipResult, ship_batch
 
 _STOP_TIMEOUT_S = 30.0
 
@@ -47,12 +53,27 @@ class ShipperProcess:
         self._lock = threading.Lock()  # one batch at a time, and not during close()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._deadline: float | None = None  # time.monotonic() after which no call waits
+
+    def stop_waiting_at(self, deadline: float) -> None:
+        """From now on, wait for no answer past ``deadline`` (``time.monotonic()``): a call
+        still unanswered then kills the child and raises :class:`~fatigue_guard.storage.
+        recording.outbox.ShippingStopped`, and later calls raise it at once."""
+        self._deadline = deadline
 
     def __call__(self, batch_id: str) -> ShipResult:
         with self._lock:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                raise ShippingStopped("the recorder is stopping and its time is up")
             conn = self._conn or self._start()
             try:
                 conn.send(batch_id)
+                deadline = self._deadline
+                if deadline is not None and not conn.poll(max(0.0, deadline - time.monotonic())):
+                    self._discard(kill=True)
+                    raise ShippingStopped(
+                        "the batch shipper did not answer before the recorder's stop deadline"
+                    )
                 kind, value = conn.recv()
             except (EOFError, OSError) as exc:
                 self._discard()
@@ -90,12 +111,14 @@ class ShipperProcess:
         self._process, self._conn = process, conn
         return conn
 
-    def _discard(self) -> None:
+    def _discard(self, *, kill: bool = False) -> None:
         conn, process = self._conn, self._process
         self._conn = self._process = None
         if conn is not None:
             conn.close()  # the child reads end-of-file and exits
         if process is not None:
+            if kill:
+                process.kill()
             try:
                 process.wait(_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:

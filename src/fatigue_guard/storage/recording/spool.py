@@ -6,6 +6,11 @@ under an exclusive ``flock`` by its writer; replay (this process's file, or file
 dead processes, whose locks the kernel released) feeds every line back through the normal,
 idempotent recording path and deletes the file only when all lines are in the DB. A replay that
 is interrupted just runs again: inserts are idempotent on event_id, so nothing is stored twice.
+
+A write that fails (a full disk, a read-only or vanished directory) raises ``OSError`` and leaves
+the file as it was before the call: the part already written is cut off again, so no torn line
+can sit in front of the lines of later, answered records, and nothing the caller was told failed
+is replayed later.
 """
 
 from __future__ import annotations
@@ -39,28 +44,55 @@ class Spool:
         self.directory = Path(directory)
         self._replay_chunk = replay_chunk
         self._lock = threading.Lock()
-        self._handle: IO[str] | None = None
+        # Unbuffered: a failed write leaves no bytes behind in a buffer that a later flush
+        # would write after the lines of other records.
+        self._handle: IO[bytes] | None = None
         self._path: Path | None = None
+        self._size = 0  # bytes of whole, fsync'd lines in the open file
         self.spooled_total = 0
         self.replayed_total = 0
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Durably store ``records`` (one fsync for the lot) before returning."""
-        lines = "".join(json.dumps(prediction_to_json(r)) + "\n" for r in records)
+        """Durably store ``records`` (one fsync for the lot) before returning.
+
+        Raises ``OSError`` if they cannot be (see the module docstring); none of them is then
+        in the spool.
+        """
+        data = "".join(json.dumps(prediction_to_json(r)) + "\n" for r in records).encode()
         with self._lock:
             handle = self._open()
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                view = memoryview(data)
+                while view:  # a short write (nearly full disk) is followed by the error
+                    view = view[handle.write(view) or 0 :]
+                os.fsync(handle.fileno())
+            except OSError:
+                self._cut_back(handle)
+                raise
+            self._size += len(data)
             self.spooled_total += len(records)
 
-    def _open(self) -> IO[str]:
+    def _cut_back(self, handle: IO[bytes]) -> None:
+        """Drop what a failed append wrote; if even that fails, give the file up (its whole
+        lines are still replayed; a torn last line is skipped) and start a new one next time."""
+        try:
+            os.ftruncate(handle.fileno(), self._size)
+            os.fsync(handle.fileno())
+        except OSError:
+            handle.close()
+            self._handle, self._path = None, None
+
+    def _open(self) -> IO[bytes]:
         if self._handle is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"spool-{os.getpid()}-{uuid.uuid4().hex[:8]}{SPOOL_SUFFIX}"
-            handle = path.open("a", encoding="utf-8")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._handle, self._path = handle, path
+            handle = path.open("ab", buffering=0)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise
+            self._handle, self._path, self._size = handle, path, 0
         return self._handle
 
     def pending_files(self) -> list[Path]:
@@ -101,7 +133,7 @@ class Spool:
                 handle.close()
         return replayed
 
-    def _replay_file(self, path: Path, sink: Sink, handle: IO[str]) -> int:
+    def _replay_file(self, path: Path, sink: Sink, handle: IO[str] | IO[bytes]) -> int:
         """Replay one locked file; delete it when everything in it reached the sink."""
         if not path.exists():
             return 0
