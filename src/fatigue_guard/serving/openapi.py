@@ -279,15 +279,15 @@ _DEVICE_ERRORS = {
     429: _ERROR_TEXT[429],
     503: "The key store is unreachable; retry after `Retry-After` seconds.",
 }
-_BODY_ERRORS = {413: _ERROR_TEXT[413], 415: _ERROR_TEXT[415], 422: _ERROR_TEXT[422]}
-_ADMIN_ERRORS = {
-    401: "No admin token.",
-    403: "Not the admin token (a device key is never one).",
 # The SQL database and the local spool both failed: nothing was stored, so nothing is answered.
 _NOT_RECORDED = (
     "predictions could not be recorded (SQL database unreachable and local spool not writable): "
     "nothing was stored; send the same events again after `Retry-After` seconds."
 )
+_BODY_ERRORS = {413: _ERROR_TEXT[413], 415: _ERROR_TEXT[415], 422: _ERROR_TEXT[422]}
+_ADMIN_ERRORS = {
+    401: "No admin token.",
+    403: "Not the admin token (a device key is never one).",
     404: "Admin routes are disabled: no admin token is configured.",
 }
 
@@ -336,11 +336,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             **_BODY_ERRORS,
             422: "The upload itself is malformed (per-event failures are answered in the 200 "
             "body instead).",
+            503: "The key store is unreachable, or the " + _NOT_RECORDED,
         },
         {200: SyncResult},
     ),
     ("get", "/v1/models/edge/manifest"): Operation(
-            503: "The key store is unreachable, or the " + _NOT_RECORDED,
         "device",
         {
             **_DEVICE_ERRORS,
