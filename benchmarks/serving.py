@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ import httpx
 import numpy as np
 
 from fatigue_guard.config import Settings
+from fatigue_guard.contract.baselines import BASELINE_FEATURES
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.demo import request_bodies
@@ -53,25 +53,11 @@ from fatigue_guard.lifecycle.registration import train_and_register
 from fatigue_guard.registry.access import production_model
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
 from fatigue_guard.storage.factory import build_storage
+from servers import Target, start_server, stop_all, wait_ready
 
 BIN = Path(sys.executable).parent
 EVENT_ID_SLOT = "00000000-0000-4000-8000-000000000000"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One server under test: how to start it, where it listens, what one request is."""
-
-    label: str
-    command: list[str]
-    env: dict[str, str]
-    port: int
-    ready_path: str
-    lua: str  # wrk script
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+RAW_ONLY_HELP = "requests leave the personal-baseline features out: the server computes them"
 
 
 @dataclass(frozen=True)
@@ -115,6 +101,9 @@ def prepare(args: argparse.Namespace, home: Path) -> tuple[Settings, Any, Any, l
         assert registered is not None, "training registered no model"
 
     body = request_bodies(frame.iloc[-1:])[0]
+    if getattr(args, "raw_only", False):
+        # What a phone sends when it leaves the personal baselines to the server.
+        body["features"].update(dict.fromkeys(BASELINE_FEATURES))
     storage = build_storage(settings.model_copy(update={"database_url": args.database_url}))
     storage.upgrade()
     key = storage.create_device_key(body["user_id"]).plaintext
@@ -236,39 +225,15 @@ def _targets(
 
 
 def _start(target: Target, home: Path) -> subprocess.Popen:
-    log = (home / f"{target.port}.log").open("wb")
-    return subprocess.Popen(target.command, env=target.env, stdout=log, stderr=subprocess.STDOUT)
+    return start_server(target, home / f"{target.port}.log")
 
 
 def ready_and_warm(targets: list[Target]) -> None:
     """Wait until each server answers, check its answer, and warm it up (not measured)."""
     for target in targets:
-        _wait_ready(target)
+        wait_ready(target)
         _check_answer(target)
         _wrk(target, concurrency=8, duration_s=1.0)
-
-
-def stop_all(processes: list[subprocess.Popen]) -> None:
-    """Ask every server to stop, and kill those that do not within 20 s."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_ready(target: Target, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(target.url + target.ready_path, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{target.label} not ready on {target.url}")
 
 
 def _check_answer(target: Target) -> None:
@@ -491,6 +456,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--calls", type=int, default=2000, help="in-process calls per run")
     parser.add_argument("--base-port", type=int, default=18_300)
+    parser.add_argument("--raw-only", action="store_true", help=RAW_ONLY_HELP)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary HOME")
     parser.add_argument(
         "--home", type=Path, help="HOME to use and keep; a model trained there earlier is reused"

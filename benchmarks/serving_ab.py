@@ -28,14 +28,15 @@ import tempfile
 from pathlib import Path
 
 from fatigue_guard.config import Settings
+from servers import stop_all
 from serving import (
+    RAW_ONLY_HELP,
     WrkResult,
     _start,
     _wrk,
     prepare,
     private_database,
     ready_and_warm,
-    stop_all,
 )
 
 
@@ -131,6 +132,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--base-port", type=int, default=18_500)
+    parser.add_argument("--raw-only", action="store_true", help=RAW_ONLY_HELP)
     parser.add_argument("--database-url")
     parser.add_argument("--home", type=Path, help="HOME to use and keep")
     return parser.parse_args()
