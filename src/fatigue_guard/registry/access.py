@@ -33,8 +33,13 @@ from fatigue_guard.registry.models import GOLDEN_ARTIFACT, ONNX_ARTIFACT, Regist
 
 PROBE_TIMEOUT_S = 2.0
 # MLflow's defaults retry an HTTP call for minutes; a poll that hangs that long would also hold
-# back an operator's reload. Applied only where the operator has not set them.
-_MLFLOW_HTTP_LIMITS = {"max_retries": 2, "backoff_factor": 1, "timeout_s": 15}
+# back an operator's reload, and /readyz would say "reachable" through most of an outage that
+# began during a call. So each request waits at most about one poll interval (within these
+# bounds): a look at the registry lasts about as long as the pause between two looks. Applied
+# only where the operator has not set them.
+_MLFLOW_HTTP_LIMITS = {"max_retries": 2, "backoff_factor": 1}
+REQUEST_TIMEOUT_BOUNDS_S = (1.0, 15.0)
+_set_here: set[str] = set()  # the variables this process set itself (not the operator's)
 
 
 class RegistryUnavailable(RuntimeError):
@@ -49,8 +54,17 @@ class VersionArtifacts:
     golden: tuple[np.ndarray, np.ndarray] | None
 
 
-def bound_mlflow_http_retries() -> None:
-    """Cap MLflow's HTTP retries and timeout for this process unless the operator chose them."""
+def request_timeout_s(settings: Settings) -> float:
+    """How long serving waits on one request to the registry: see ``_MLFLOW_HTTP_LIMITS``."""
+    low, high = REQUEST_TIMEOUT_BOUNDS_S
+    return min(high, max(low, settings.model_poll_interval_s))
+
+
+def bound_mlflow_http_retries(settings: Settings) -> None:
+    """Cap MLflow's HTTP retries and timeout for this process unless the operator chose them.
+
+    The variables are process-wide; values this function set earlier are its own to replace.
+    """
     from mlflow.environment_variables import (
         MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES,
@@ -60,14 +74,17 @@ def bound_mlflow_http_retries() -> None:
     for var, value in (
         (MLFLOW_HTTP_REQUEST_MAX_RETRIES, _MLFLOW_HTTP_LIMITS["max_retries"]),
         (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, _MLFLOW_HTTP_LIMITS["backoff_factor"]),
-        (MLFLOW_HTTP_REQUEST_TIMEOUT, _MLFLOW_HTTP_LIMITS["timeout_s"]),
+        (MLFLOW_HTTP_REQUEST_TIMEOUT, round(request_timeout_s(settings))),
     ):
-        if not var.defined:
+        if not var.defined or var.name in _set_here:
             var.set(value)
+            _set_here.add(var.name)
 
 
-def probe(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+def probe(settings: Settings, timeout_s: float | None = None) -> None:
     """Raise :class:`RegistryUnavailable` fast when the registry obviously cannot answer."""
+    if timeout_s is None:
+        timeout_s = min(PROBE_TIMEOUT_S, request_timeout_s(settings))
     uri = settings.effective_mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
         try:
@@ -128,8 +145,15 @@ def fetch_artifacts(settings: Settings, model: RegisteredModel) -> VersionArtifa
 
     The run is looked up once for its artifact root; both files are then read from that root
     directly (local folder, ``mlflow-artifacts:`` through the server, or a blob store).
+    Raises :class:`RegistryUnavailable` when the registry or its artifact store does not answer
+    in full: the version is then neither served nor refused, only tried again.
     """
-    root = _client(settings).get_run(model.run_id).info.artifact_uri.rstrip("/")
+    try:
+        root = _client(settings).get_run(model.run_id).info.artifact_uri.rstrip("/")
+    except Exception as exc:  # HTTP, driver and file-system errors of whichever store
+        raise RegistryUnavailable(
+            f"looking up run {model.run_id}: {type(exc).__name__}: {exc}"
+        ) from None
     uri = settings.effective_mlflow_tracking_uri
     with tempfile.TemporaryDirectory() as tmp:
         onnx = _download(f"{root}/{ONNX_ARTIFACT}", uri, Path(tmp) / "onnx")
@@ -141,17 +165,32 @@ def fetch_artifacts(settings: Settings, model: RegisteredModel) -> VersionArtifa
 
 
 def _download(artifact_uri: str, tracking_uri: str, folder: Path) -> Path | None:
-    """One artifact file into ``folder``; ``None`` if the version has no such artifact."""
+    """One artifact file into ``folder``; ``None`` if the version has no such artifact.
+
+    "Not there" is decided by listing the file's folder, never by a failed download: a download
+    cut short by the network says nothing about the version, and reading it as "no golden
+    vectors" would refuse a good version for good. Any failure to list or download raises
+    :class:`RegistryUnavailable`, which the caller retries at its next poll.
+    """
     folder.mkdir()
+    parent, _, name = artifact_uri.rpartition("/")
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=parent, tracking_uri=tracking_uri)
+    except Exception as exc:  # HTTP, driver and file-system errors of whichever store
+        raise RegistryUnavailable(f"listing {parent}: {type(exc).__name__}: {exc}") from None
+    if not any(not f.is_dir and Path(f.path).name == name for f in listed):
+        return None
     try:
         local = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=artifact_uri, dst_path=str(folder), tracking_uri=tracking_uri
             )
         )
-    except (MlflowException, OSError):
-        return None
-    return local if local.is_file() else None
+    except Exception as exc:
+        raise RegistryUnavailable(f"downloading {name}: {type(exc).__name__}: {exc}") from None
+    if not local.is_file():
+        raise RegistryUnavailable(f"downloading {name}: no file came back")
+    return local
 
 
 def _golden(doc: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
