@@ -105,6 +105,8 @@ def window_sum_count(
     whether the calendar holds a cohort or one person's last weeks.
     """
     rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 1:
+        return _one_window_sum_count(values, int(first_row[rows[0]]), int(rows[0]), window)
     first = first_row[rows]
     total = np.zeros(len(rows))
     count = np.zeros(len(rows))
@@ -116,6 +118,20 @@ def window_sum_count(
         total = total + np.where(take, value, 0.0)
         count = count + take
     return total, count
+
+
+def _one_window_sum_count(
+    values: np.ndarray, first: int, row: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # One moment (the API's and the phone's case): the same additions in the same order (adding
+    # the array path's 0.0 for a missing day changes no sum), without an array operation per day.
+    total, count = 0.0, 0
+    for source in range(row - 1, max(row - window, first) - 1, -1):
+        value = float(values[source])
+        if value == value:  # not NaN
+            total += value
+            count += 1
+    return np.array([total]), np.array([float(count)])
 
 
 def window_mean(
@@ -308,20 +324,24 @@ class PersonalHistory:
         moment_date, night = moment.dates
         start = min(moment_date, night) - timedelta(days=LONGEST_WINDOW_DAYS)
         n = (max(moment_date, night) - start).days + 1
-        columns = np.full((4, n), np.nan)
-        reports = np.zeros(n)
-        positives = np.zeros(n)
-        for day, record in self.days.items():
-            row = (day - start).days
-            if 0 <= row < n:
-                columns[:, row] = (
-                    _nan(record.sleep_h),
-                    _nan(record.midpoint_h),
-                    _nan(record.resting_hr_bpm),
-                    _nan(record.hrv_rmssd_ms),
-                )
-                reports[row], positives[row] = record.reports, record.positives
-        calendar = DayCalendar(np.zeros(n, dtype=np.int64), *columns, reports, positives)
+        empty = DayRecord()
+        # Only the days a window can reach, however long the history.
+        days = [self.days.get(start + timedelta(days=row), empty) for row in range(n)]
+        columns = np.array(
+            [
+                [
+                    _nan(d.sleep_h),
+                    _nan(d.midpoint_h),
+                    _nan(d.resting_hr_bpm),
+                    _nan(d.hrv_rmssd_ms),
+                    d.reports,
+                    d.positives,
+                ]
+                for d in days
+            ],
+            dtype=np.float64,
+        ).T
+        calendar = DayCalendar(np.zeros(n, dtype=np.int64), *columns)
         at = Moments(
             night_row=np.array([(night - start).days]),
             date_row=np.array([(moment_date - start).days]),
