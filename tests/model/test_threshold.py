@@ -8,8 +8,10 @@ import pytest
 from fatigue_guard.model import threshold
 from fatigue_guard.model.threshold import (
     NoThresholdMeetsFloor,
+    ScoredView,
     operating_curve,
     select_threshold,
+    select_threshold_for_views,
     wilson_lower_bound,
 )
 
@@ -129,3 +131,33 @@ def test_clustered_alerts_widen_the_margin_and_independent_ones_do_not() -> None
     alone = select_threshold(y, s, 0.75, groups=np.arange(n))
     assert alone.design_effect == pytest.approx(1.0, abs=0.1)
     assert alone.threshold == pytest.approx(plain.threshold, abs=0.02)
+
+
+def test_views_choice_is_the_strictest_view_and_one_view_is_select_threshold() -> None:
+    rng = np.random.default_rng(11)
+    users = rng.integers(0, 150, 8000)
+    y = rng.random(8000) < 0.2
+    s = np.where(y, rng.beta(5, 2, 8000), rng.beta(2, 5, 8000))
+    alone = select_threshold(y, s, 0.75, groups=users)
+    one = select_threshold_for_views([ScoredView("oof_user", y, s, users)], 0.75)
+    assert one.choice == alone and one.binding == "oof_user"
+    # A later period where the same scores are right less often: the threshold must rise.
+    later_y = rng.random(3000) < 0.12
+    later_s = np.where(later_y, rng.beta(5, 2, 3000), rng.beta(2, 5, 3000))
+    later = ScoredView("forward_time", later_y, later_s, rng.integers(0, 150, 3000))
+    both = select_threshold_for_views([ScoredView("oof_user", y, s, users), later], 0.75)
+    assert both.choice.threshold > alone.threshold
+    assert both.binding == "forward_time"
+    assert both.choice == select_threshold(later.y_true, later.scores, 0.75, groups=later.groups)
+    for point in both.by_view.values():
+        assert point.threshold == both.choice.threshold
+    assert both.by_view["oof_user"].recall < alone.recall
+    assert both.by_view["oof_user"].precision > alone.precision
+
+
+def test_views_choice_refuses_when_one_view_never_reaches_the_floor() -> None:
+    y, s = scored("1111101111" * 20)
+    noise = ScoredView("forward_time", np.arange(200) % 2 == 0, np.linspace(0.99, 0.01, 200))
+    with pytest.raises(NoThresholdMeetsFloor) as caught:
+        select_threshold_for_views([ScoredView("oof_user", y, s), noise], 0.75)
+    assert caught.value.attainable["best_precision"] < 0.75

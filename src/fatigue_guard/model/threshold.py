@@ -15,6 +15,13 @@ is taken on ``alerts / design_effect`` effective alerts. Measured on the simulat
 30 days, six seeds), held-out precision fell below the 0.75 floor in 2 of 6 runs with the plain
 bound and 1 of 6 with the clustered one (0.748), for 0.002-0.011 less recall; design effects
 were 1.3-2.0 (``benchmarks/threshold_margin.py``).
+
+Precision that holds across people can still fail on *later days*: the model and the people move
+on, and the held-out most recent days land below the floor although the out-of-fold-by-user
+scores cleared it. :func:`select_threshold_for_views` therefore chooses on several views of the
+training period, each clustered by user: out of fold by user (other people) and forward-chained
+by time (a model fitted on earlier days scoring the next block of days: later periods), and keeps
+the highest of the views' own thresholds (``benchmarks/threshold_margin.py`` measures it).
 """
 
 from __future__ import annotations
@@ -244,3 +251,99 @@ def select_threshold(
         confidence_z=float(confidence_z),
         design_effect=float(deff[i]),
     )
+
+
+@dataclass(frozen=True)
+class ScoredView:
+    """One validation view of the training period: labels, scores and each row's user."""
+
+    name: str
+    y_true: np.ndarray
+    scores: np.ndarray
+    groups: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ViewsChoice:
+    """The chosen operating point, measured on the ``binding`` view (the one that asked for the
+    highest threshold), and every view's figures at that threshold."""
+
+    choice: ThresholdChoice
+    binding: str
+    by_view: dict[str, ThresholdChoice]
+
+
+@dataclass(frozen=True)
+class _ViewCurve:
+    view: ScoredView
+    curve: OperatingCurve
+    deff: np.ndarray
+    lower: np.ndarray
+
+    def at(self, thresholds: np.ndarray) -> np.ndarray:
+        """Curve index of each threshold (alert = score >= t); -1 when nothing alerts."""
+        ascending = self.curve.thresholds[::-1]
+        pos = np.searchsorted(ascending, thresholds, side="left")  # first score >= t
+        return np.where(pos < len(ascending), len(ascending) - 1 - pos, -1)
+
+    def point(self, i: int, floor: float, z: float) -> ThresholdChoice:
+        c = self.curve
+        if i < 0:
+            return ThresholdChoice(np.inf, 0.0, 0.0, 0.0, 0.0, 0, floor, z)
+        return ThresholdChoice(
+            threshold=float(c.thresholds[i]),
+            precision=float(c.precision[i]),
+            precision_lower_bound=float(self.lower[i]),
+            recall=float(c.recall[i]),
+            alert_rate=float(c.alerts[i] / c.rows),
+            alerts=int(c.alerts[i]),
+            floor=float(floor),
+            confidence_z=float(z),
+            design_effect=float(self.deff[i]),
+        )
+
+
+def _view_curve(view: ScoredView, z: float) -> _ViewCurve:
+    curve, deff = _curve(view.y_true, view.scores, view.groups)
+    effective = curve.alerts / deff
+    lower = wilson_lower_bound(curve.precision * effective, effective, z)
+    return _ViewCurve(view, curve, deff, lower)
+
+
+def select_threshold_for_views(
+    views: list[ScoredView], floor: float, *, confidence_z: float = 1.645
+) -> ViewsChoice:
+    """The most conservative of the thresholds each view chooses by itself.
+
+    Each view's own choice is :func:`select_threshold` on it (clustered by its ``groups``); the
+    highest of them is taken, so the threshold is at least as strict as every view asks for.
+    Asking instead for one threshold whose bound clears the floor in every view at once refuses
+    too often on small data: a stricter threshold has fewer alerts, so a wider bound, in the view
+    that did not ask for it. ``by_view`` holds every view's figures at the chosen threshold. With
+    a single view this is :func:`select_threshold` on it.
+
+    Raises :class:`NoThresholdMeetsFloor` with the attainable operating points of the first view
+    that has no eligible threshold: a threshold that only holds across people, or only on later
+    days, is not one the product can promise.
+    """
+    if not views:
+        raise ValueError("need at least one view")
+    own = {
+        v.name: select_threshold(
+            v.y_true, v.scores, floor, confidence_z=confidence_z, groups=v.groups
+        )
+        for v in views
+    }
+    binding = max(own, key=lambda name: own[name].threshold)  # the first view on a tie
+    t = np.array([own[binding].threshold])
+    by_view = {}
+    for view in views:
+        curve = _view_curve(view, confidence_z)
+        by_view[view.name] = _with_threshold(
+            curve.point(int(curve.at(t)[0]), floor, confidence_z), float(t[0])
+        )
+    return ViewsChoice(own[binding], binding, by_view)
+
+
+def _with_threshold(point: ThresholdChoice, threshold: float) -> ThresholdChoice:
+    return ThresholdChoice(**{**asdict(point), "threshold": threshold})

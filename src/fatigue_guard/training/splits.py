@@ -6,7 +6,11 @@ split lets the model memorise people and overstates what it will do on new data.
 * **time** - everything before a cutoff date trains, the most recent days are held out (the
   deployment situation: known users, future days). The held-out rows also serve the gate.
 * **user** - GroupKFold by user inside the training period: out-of-fold scores for users the
-  fold's model never saw. The threshold and the hyperparameters are chosen on these.
+  fold's model never saw. The hyperparameters are chosen on these, and the threshold must hold
+  on them.
+* **forward** - forward chaining inside the training period: each of the last blocks of days is
+  scored by a model fitted on the days before it only, as the final model will score the days
+  after its cutoff. The threshold must hold on these too.
 """
 
 from __future__ import annotations
@@ -66,3 +70,29 @@ def user_subsample(groups: np.ndarray, max_rows: int, seed: int) -> np.ndarray |
     # (always at least two, the minimum for a by-user split).
     kept = order[: max(2, int(np.searchsorted(np.cumsum(counts[order]), max_rows, "right")))]
     return np.flatnonzero(np.isin(inverse, kept))
+
+
+def forward_blocks(
+    measured_at: pd.Series, n_blocks: int, block_fraction: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Forward-chaining (fit, score) row positions: the last ``n_blocks`` blocks of about
+    ``block_fraction`` of the rows each, cut on UTC day boundaries like :func:`time_split`; each
+    block is scored by a fit on every earlier row.
+
+    The block is sized like the hold-out so that the gap between what a block's model saw and
+    what it scores matches the gap between the final model and the days it will serve. Blocks
+    that would be empty, or leave nothing earlier to fit on, are dropped: short histories give
+    fewer blocks or none.
+    """
+    ts = pd.to_datetime(measured_at, utc=True).reset_index(drop=True)
+    days = ts.dt.floor("D")
+    cuts = sorted(
+        {days.quantile(1.0 - k * block_fraction).floor("D") for k in range(1, n_blocks + 1)}
+    )
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for start, stop in zip(cuts, [*cuts[1:], None], strict=True):
+        fit = (ts < start).to_numpy()
+        block = (ts >= start).to_numpy() & ((ts < stop).to_numpy() if stop is not None else True)
+        if fit.any() and block.any():
+            out.append((np.flatnonzero(fit), np.flatnonzero(block)))
+    return out

@@ -4,7 +4,9 @@ MLflow run with a logged model: a candidate. Registering it is the model lifecyc
 
 Views reported (see :mod:`fatigue_guard.training.splits`): ``holdout_time`` (the most recent days,
 scored by the final model: the headline figures) and ``oof_user`` (out-of-fold by user over the
-training period: how the model does on people it never saw; the threshold is chosen here).
+training period: how the model does on people it never saw). The threshold is the stricter of
+the ones chosen on these and on forward-chained scores of the training period's last days
+(:mod:`fatigue_guard.training.threshold_views`).
 
 The final model is fitted on the training period only, so the held-out days stay unseen and can
 serve the validation gate later.
@@ -33,7 +35,7 @@ from fatigue_guard.model.profile import build_reference_profile
 from fatigue_guard.model.threshold import (
     NoThresholdMeetsFloor,
     ThresholdChoice,
-    select_threshold,
+    select_threshold_for_views,
 )
 from fatigue_guard.registry.lineage import dataset_lineage, git_commit
 from fatigue_guard.registry.models import (
@@ -54,6 +56,7 @@ from fatigue_guard.training.data import TooManyInvalidRows, TrainingData, load_t
 from fatigue_guard.training.evaluation import evaluate, per_user_recall
 from fatigue_guard.training.search import SearchResult, search_on_sample
 from fatigue_guard.training.splits import TimeSplit, time_split, user_folds
+from fatigue_guard.training.threshold_views import threshold_views
 
 Progress = Callable[[str], None]
 HEADLINE = ("precision", "recall", "f1", "pr_auc", "roc_auc", "recall_at_floor", "alert_rate")
@@ -200,7 +203,7 @@ def train_model(
         run_id = run.info.run_id
         _log_inputs(opts, dataset, code, tags)
         found = _search(opts, dataset, timings)
-        choice = _choose_threshold(opts, dataset, found, run_id)
+        choice = _choose_threshold(opts, dataset, found, run_id, timings)
         calibration = _assess_calibration(opts, dataset, found)
         pipeline, p_ho, views = _fit_and_evaluate(opts, dataset, found, choice, timings)
         baselines, beats = _compare_with_baselines(opts, dataset, views)
@@ -358,29 +361,53 @@ def _search(opts: _Options, dataset: _Dataset, timings: dict[str, float]) -> Sea
 
 
 def _choose_threshold(
-    opts: _Options, dataset: _Dataset, found: SearchResult, run_id: str
+    opts: _Options,
+    dataset: _Dataset,
+    found: SearchResult,
+    run_id: str,
+    timings: dict[str, float],
 ) -> ThresholdChoice:
-    """The threshold with the most recall whose precision bound clears the floor, chosen on
-    out-of-fold scores; when none does, the run records what was attainable, and raises."""
-    _, y_tr, g_tr = dataset.train
-    opts.say("choosing the decision threshold on out-of-fold scores")
+    """The stricter of the thresholds with the most recall whose precision bound clears the
+    floor, out of fold by user and forward in time (:mod:`fatigue_guard.training.threshold_views`);
+    when a view has none, the run records what was attainable, and raises."""
+    X_tr, y_tr, g_tr = dataset.train
+    opts.say("choosing the decision threshold on out-of-fold and forward-chained scores")
+    t0 = time.perf_counter()
+    views = threshold_views(
+        found.best_params,
+        X_tr,
+        y_tr,
+        g_tr,
+        dataset.frame["measured_at"].iloc[dataset.split.train],
+        found.best_oof,
+        block_fraction=opts.settings.holdout_fraction,
+        n_estimators=opts.settings.n_estimators,
+        seed=opts.seed,
+        n_jobs=opts.n_jobs,
+    )
+    timings["forward_s"] = time.perf_counter() - t0
     try:
-        choice = select_threshold(
-            y_tr, found.best_oof, opts.floor, confidence_z=opts.z, groups=g_tr
-        )
+        chosen = select_threshold_for_views(views, opts.floor, confidence_z=opts.z)
     except NoThresholdMeetsFloor as exc:
         exc.run_id = run_id
         mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
         _log_view("oof_user", evaluate(y_tr, found.best_oof, None, opts.floor))
         mlflow.set_tags({"status": "no_threshold_meets_floor", "failure": str(exc)[:4000]})
         raise
+    choice = chosen.choice
     mlflow.log_metrics(
         {
             "threshold": choice.threshold,
             "threshold.precision_lower_bound": choice.precision_lower_bound,
             "threshold.design_effect": choice.design_effect,
+            **{
+                f"threshold.{view}.{name}": getattr(point, name)
+                for view, point in chosen.by_view.items()
+                for name in ("precision_lower_bound", "precision", "recall")
+            },
         }
     )
+    mlflow.set_tag("threshold.binding_view", chosen.binding)
     return choice
 
 
