@@ -464,9 +464,48 @@ def _no_reports_text(s: Settings) -> str:
     )
 
 
-def _interval(perf: dict[str, Any], key: str, i: int) -> float | None:
-    pair = perf.get(key)
-    return clean(pair[i]) if isinstance(pair, list) and len(pair) == 2 else None
+def _bound(interval: object, i: int) -> float | None:
+    return clean(interval[i]) if isinstance(interval, list) and len(interval) == 2 else None
+
+
+def _rate_chart(
+    chart_id: str,
+    title: str,
+    x: list[float],
+    metric: str,
+    labelled: list[float | None],
+    intervals: Sequence[object],
+    estimated: list[float | None],
+    *,
+    floors: list[float | None] | None,
+    empty_text: str,
+    source: str,
+) -> Chart:
+    """A labelled share over time with its 95 % band and label-free estimate.
+
+    Precision and recall are read the same way (the band says how much the labels can tell, the
+    dashed estimate what the scores alone suggest), so they are drawn by one construction; the
+    floor line is there only for the metric that has one.
+    """
+    series = [
+        Series(metric, f"labelled {metric}", labelled),
+        Series(f"{metric}_lo", "95% interval (low)", [_bound(i, 0) for i in intervals]),
+        Series(f"{metric}_hi", "95% interval (high)", [_bound(i, 1) for i in intervals]),
+        Series(f"estimated_{metric}", "label-free estimate", estimated, dash=True),
+    ]
+    if floors is not None:
+        series.append(Series("floor", f"{metric} floor", floors, reference=True, dash=True))
+    return Chart(
+        chart_id,
+        title,
+        x,
+        series,
+        empty_text,
+        y_label=metric,
+        bands=[(f"{metric}_hi", f"{metric}_lo")],
+        source=source,
+        y_range=(0.0, 1.0),
+    )
 
 
 def report_url(report_id: int) -> str:
@@ -488,111 +527,50 @@ def performance_panel(ctx: Context) -> dict[str, Any]:
     else:
         empty = _no_reports_text(s)
     src = "stored monitoring reports (drift_reports)"
-    precision = Chart(
+    precision = _rate_chart(
         "precision",
         "Live precision against the floor",
         x,
-        [
-            Series("precision", "labelled precision", [clean(p.get("precision")) for p in perfs]),
-            Series(
-                "precision_lo",
-                "95% interval (low)",
-                [_interval(p, "precision_interval", 0) for p in perfs],
-            ),
-            Series(
-                "precision_hi",
-                "95% interval (high)",
-                [_interval(p, "precision_interval", 1) for p in perfs],
-            ),
-            Series(
-                "estimated_precision",
-                "label-free estimate",
-                [clean(p.get("estimated_precision")) for p in perfs],
-                dash=True,
-            ),
-            Series("floor", "precision floor", floors, reference=True, dash=True),
-        ],
-        empty,
-        y_label="precision",
-        bands=[("precision_hi", "precision_lo")],
+        "precision",
+        [clean(p.get("precision")) for p in perfs],
+        [p.get("precision_interval") for p in perfs],
+        [clean(p.get("estimated_precision")) for p in perfs],
+        floors=floors,
+        empty_text=empty,
         source=src,
-        y_range=(0.0, 1.0),
     )
-    recall = Chart(
+    recall = _rate_chart(
         "recall",
         "Live recall",
         x,
-        [
-            Series("recall", "labelled recall", [clean(p.get("recall")) for p in perfs]),
-            Series(
-                "recall_lo",
-                "95% interval (low)",
-                [_interval(p, "recall_interval", 0) for p in perfs],
-            ),
-            Series(
-                "recall_hi",
-                "95% interval (high)",
-                [_interval(p, "recall_interval", 1) for p in perfs],
-            ),
-            Series(
-                "estimated_recall",
-                "label-free estimate",
-                [clean(p.get("estimated_recall")) for p in perfs],
-                dash=True,
-            ),
-        ],
-        empty,
-        y_label="recall",
-        bands=[("recall_hi", "recall_lo")],
+        "recall",
+        [clean(p.get("recall")) for p in perfs],
+        [p.get("recall_interval") for p in perfs],
+        [clean(p.get("estimated_recall")) for p in perfs],
+        floors=None,
+        empty_text=empty,
         source=src,
-        y_range=(0.0, 1.0),
     )
     latest = reports[-1] if reports else None
     daily_rows = (latest["report"]["performance"].get("daily") or []) if latest else []
     daily_x = [_epoch(datetime.fromisoformat(d["day"]).replace(tzinfo=UTC)) for d in daily_rows]
     latest_floor = clean(latest["report"]["performance"].get("floor")) if latest else None
-    daily = Chart(
+    daily = _rate_chart(
         "daily_precision",
         "Precision per day in the latest report's window",
         daily_x,
-        [
-            Series(
-                "precision", "labelled precision", [clean(d.get("precision")) for d in daily_rows]
-            ),
-            Series(
-                "precision_lo",
-                "95% interval (low)",
-                [_interval(d, "interval", 0) for d in daily_rows],
-            ),
-            Series(
-                "precision_hi",
-                "95% interval (high)",
-                [_interval(d, "interval", 1) for d in daily_rows],
-            ),
-            Series(
-                "estimated_precision",
-                "label-free estimate",
-                [clean(d.get("estimated_precision")) for d in daily_rows],
-                dash=True,
-            ),
-            Series(
-                "floor",
-                "precision floor",
-                [latest_floor] * len(daily_rows),
-                reference=True,
-                dash=True,
-            ),
-        ],
-        empty
+        "precision",
+        [clean(d.get("precision")) for d in daily_rows],
+        [d.get("interval") for d in daily_rows],
+        [clean(d.get("estimated_precision")) for d in daily_rows],
+        floors=[latest_floor] * len(daily_rows),
+        empty_text=empty
         if not latest
         else (
             "The latest report has no day with labelled or alerted predictions: days appear once "
             "its window holds alerts."
         ),
-        y_label="precision",
-        bands=[("precision_hi", "precision_lo")],
         source="the latest stored monitoring report",
-        y_range=(0.0, 1.0),
     )
     headline = None
     if latest is not None:
