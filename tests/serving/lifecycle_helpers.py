@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +53,18 @@ def private_registry_uri(registry: TrainedRegistry, folder: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def clone_version(settings: Settings, version: str, *, golden_offset: float = 0.0) -> str:
+def clone_version(
+    settings: Settings,
+    version: str,
+    *,
+    golden_offset: float = 0.0,
+    tamper_onnx: Callable[[bytes], bytes] | None = None,
+) -> str:
     """Register ``version``'s model again as a new version, from a new run with its artifacts.
 
     With ``golden_offset`` the new run's golden probabilities are shifted by that much, so the
-    version must be refused by the golden-vector check.
+    version must be refused by the golden-vector check; ``tamper_onnx`` rewrites its ONNX file
+    (a truncated or garbled artifact).
     """
     client: MlflowClient = configure_mlflow(settings)
     name = settings.registered_model_name
@@ -74,10 +81,18 @@ def clone_version(settings: Settings, version: str, *, golden_offset: float = 0.
                     for p in doc["probabilities"]
                 ]
                 local.write_text(json.dumps(doc))
+            if artifact == ONNX_ARTIFACT and tamper_onnx is not None:
+                local.write_bytes(tamper_onnx(local.read_bytes()))
             client.log_artifact(run.info.run_id, str(local), str(Path(artifact).parent))
     client.set_terminated(run.info.run_id)
     tags = {k: v for k, v in (original.tags or {}).items() if k in COPIED_TAGS}
-    created = client.create_model_version(name, original.source, run_id=run.info.run_id, tags=tags)
+    created = client.create_model_version(
+        name,
+        original.source,
+        run_id=run.info.run_id,
+        tags=tags,
+        model_id=_model_id(original.source, getattr(original, "model_id", None)),
+    )
     return str(created.version)
 
 

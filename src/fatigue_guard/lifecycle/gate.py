@@ -5,6 +5,10 @@ that neither trained on; the candidate must meet the precision floor and must no
 beyond a tolerance. "Neither trained on" is enforced by time: each version records the first
 instant it did not train on (``train_cutoff``), and only rows at or after both cut-offs count.
 
+Every alias move reads, judges, moves and publishes under one lock
+(:mod:`fatigue_guard.lifecycle.alias_lock`): two promotions at once run one after the other, the
+second judged against what the first left in production, so the alias and the audit trail agree.
+
 Deployment history is kept as MLflow tags (each promoted version names the version it replaced,
 which is what rollback follows), and every alias move is published as a
 :class:`DeploymentEvent` on the :class:`~fatigue_guard.lifecycle.bus.MessageBus` the caller
@@ -15,6 +19,8 @@ this module knowing SQL or blob storage.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -26,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
+from fatigue_guard.lifecycle.alias_lock import AliasLockUnavailable, production_alias_lock
 from fatigue_guard.lifecycle.bus import MessageBus
 from fatigue_guard.model.pipeline import positive_proba
 from fatigue_guard.registry.models import (
@@ -88,7 +95,17 @@ class PromotionOutcome:
 
 
 class DeploymentError(RuntimeError):
-    """Promotion or rollback cannot even be attempted (no candidate, nothing to roll back to)."""
+    """Promotion or rollback cannot even be attempted (no candidate, nothing to roll back to,
+    the alias lock cannot be taken)."""
+
+
+@contextmanager
+def _one_alias_move_at_a_time(settings: Settings) -> Iterator[None]:
+    try:
+        with production_alias_lock(settings):
+            yield
+    except AliasLockUnavailable as exc:
+        raise DeploymentError(f"the production alias was not moved: {exc}") from exc
 
 
 def _tag_history(client: MlflowClient, event: DeploymentEvent) -> None:
@@ -227,37 +244,38 @@ def promote(
 
     A rejected candidate stays registered, tagged ``gate.result=rejected`` with the reason.
     """
-    client = configure_mlflow(settings)
-    name = settings.registered_model_name
-    if version is None:
-        candidate = get_model_by_alias(settings, STAGING)
-        if candidate is None:
-            raise DeploymentError(f"no version of {name!r} has the {STAGING!r} alias")
-    else:
-        candidate = get_model_version(settings, version)
-    production = get_model_by_alias(settings, PRODUCTION)
-    gate = evaluate_gate(settings, candidate, production, holdout=holdout)
-    now = datetime.now(UTC)
-    _tag_gate(client, name, gate, now)
-    if not gate.passed:
-        return PromotionOutcome(False, gate, None)
-    return PromotionOutcome(
-        True,
-        gate,
-        _move_production(
-            client,
-            settings,
-            candidate,
-            production,
-            "promote",
-            actor,
-            reason,
-            now,
+    with _one_alias_move_at_a_time(settings):
+        client = configure_mlflow(settings)
+        name = settings.registered_model_name
+        if version is None:
+            candidate = get_model_by_alias(settings, STAGING)
+            if candidate is None:
+                raise DeploymentError(f"no version of {name!r} has the {STAGING!r} alias")
+        else:
+            candidate = get_model_version(settings, version)
+        production = get_model_by_alias(settings, PRODUCTION)
+        gate = evaluate_gate(settings, candidate, production, holdout=holdout)
+        now = datetime.now(UTC)
+        _tag_gate(client, name, gate, now)
+        if not gate.passed:
+            return PromotionOutcome(False, gate, None)
+        return PromotionOutcome(
+            True,
             gate,
-            bus=bus,
-            retrain_run_id=retrain_run_id,
-        ),
-    )
+            _move_production(
+                client,
+                settings,
+                candidate,
+                production,
+                "promote",
+                actor,
+                reason,
+                now,
+                gate,
+                bus=bus,
+                retrain_run_id=retrain_run_id,
+            ),
+        )
 
 
 def _move_production(
@@ -309,38 +327,40 @@ def make_initial_production(
     retrain_run_id: int | None = None,
 ) -> DeploymentEvent:
     """The first model ever registered serves directly: there is nothing to compare it with."""
-    client = configure_mlflow(settings)
-    return _move_production(
-        client,
-        settings,
-        model,
-        None,
-        "initial",
-        actor,
-        reason,
-        datetime.now(UTC),
-        bus=bus,
-        retrain_run_id=retrain_run_id,
-    )
+    with _one_alias_move_at_a_time(settings):
+        client = configure_mlflow(settings)
+        return _move_production(
+            client,
+            settings,
+            model,
+            None,
+            "initial",
+            actor,
+            reason,
+            datetime.now(UTC),
+            bus=bus,
+            retrain_run_id=retrain_run_id,
+        )
 
 
 def rollback(
     settings: Settings, *, actor: str, reason: str, bus: MessageBus | None = None
 ) -> DeploymentEvent:
     """Move ``production`` back to the version the current one replaced."""
-    client = configure_mlflow(settings)
-    name = settings.registered_model_name
-    current = get_model_by_alias(settings, PRODUCTION)
-    if current is None:
-        raise DeploymentError(f"{name!r} has no production version to roll back")
-    tags = client.get_model_version(name, current.version).tags or {}
-    previous = tags.get(TAG_PREVIOUS)
-    if not previous:
-        raise DeploymentError(
-            f"production version {current.version} records no previous version to roll back to"
+    with _one_alias_move_at_a_time(settings):
+        client = configure_mlflow(settings)
+        name = settings.registered_model_name
+        current = get_model_by_alias(settings, PRODUCTION)
+        if current is None:
+            raise DeploymentError(f"{name!r} has no production version to roll back")
+        tags = client.get_model_version(name, current.version).tags or {}
+        previous = tags.get(TAG_PREVIOUS)
+        if not previous:
+            raise DeploymentError(
+                f"production version {current.version} records no previous version to roll back to"
+            )
+        target = get_model_version(settings, previous)
+        client.set_model_version_tag(name, current.version, "deployment.rolled_back", "true")
+        return _move_production(
+            client, settings, target, current, "rollback", actor, reason, datetime.now(UTC), bus=bus
         )
-    target = get_model_version(settings, previous)
-    client.set_model_version_tag(name, current.version, "deployment.rolled_back", "true")
-    return _move_production(
-        client, settings, target, current, "rollback", actor, reason, datetime.now(UTC), bus=bus
-    )

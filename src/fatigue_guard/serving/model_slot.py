@@ -8,11 +8,14 @@ that is already running: in-flight requests finish on the model they started wit
 the ``production`` alias, and if it names another version, download it, build and warm its
 predictor *beside* the current one, check it (golden vectors + latency, :mod:`model_check`), and
 only then swap. A version that fails is refused: the current model keeps serving, the refusal is
-logged and kept for ``/readyz`` and ``/metrics``. A version that failed its check stays refused
-until an operator forces a reload; one that failed to *load* (a network error mid-download) is
-retried at the next poll. Every version that serves from the registry is also written to the disk
-cache (:mod:`model_cache`), which :meth:`ModelSlot.start_up` falls back to when the registry
-cannot give us a servable model.
+logged and kept for ``/readyz`` and ``/metrics``. A refusal is a verdict on the version's bytes
+(they do not load, or do not reproduce the golden probabilities, or are too slow), so it is kept
+per version: later polls that find the alias still on it do not download it again, and only an
+operator's forced reload retries it. A registry or artifact store that does not answer in full
+(down, or a download cut short) says nothing about the version: the poll counts as
+"unreachable", nothing is refused, and the next poll tries again. Every version that serves from
+the registry is also written to the disk cache (:mod:`model_cache`), which
+:meth:`ModelSlot.start_up` falls back to when the registry cannot give us a servable model.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 Source = Literal["registry", "cache"]
 Outcome = Literal["unchanged", "swapped", "refused", "unreachable", "no-model"]
 REFUSALS_SHOWN = 10
+# MLflow's errors can quote whole responses; /readyz, logs and metrics need the gist.
+REASON_CHARS = 500
 
 
 class Predictor(Protocol):
@@ -79,7 +84,6 @@ class Refusal:
     version: str
     reason: str
     at: datetime
-    retry: bool  # True: it failed to load (transient?), try again next poll
 
     def as_dict(self) -> dict[str, object]:
         return {"version": self.version, "reason": self.reason, "at": self.at.isoformat()}
@@ -108,6 +112,9 @@ class ModelSlot:
         self.source: Source | None = None
         self.source_detail: str | None = None
         self.registry_reachable: bool | None = None
+        # Why the last look at the registry got no full answer, and since when (for /readyz).
+        self.registry_error: str | None = None
+        self.registry_down_since: datetime | None = None
         self.refused: dict[str, Refusal] = {}
 
     @property
@@ -146,14 +153,9 @@ class ModelSlot:
             try:
                 registered = production_model(settings, alias)
             except RegistryUnavailable as exc:
-                if self.registry_reachable is not False:
-                    log.warning("model registry unreachable (serving v%s): %s", previous, exc)
-                self.registry_reachable = False
-                return RefreshOutcome("unreachable", None, previous, previous, str(exc))
-            if self.registry_reachable is False:
-                log.warning("model registry reachable again")
-            self.registry_reachable = True
+                return self._unreachable(None, previous, str(exc))
             if registered is None:
+                self._reachable()
                 reason = (
                     f"no model has the alias {alias!r} in {settings.registered_model_name!r}: "
                     "run `fatigue-guard train --data PATH` first"
@@ -163,22 +165,29 @@ class ModelSlot:
                 return RefreshOutcome("no-model", None, previous, previous, reason)
             target = registered.version
             if self._current is not None and self._current.version == target:
+                self._reachable()
                 if self.source == "cache":
                     log.warning("registry confirms the cached version v%s", target)
                     self.source, self.source_detail = "registry", None
                 return RefreshOutcome("unchanged", target, previous, previous)
             known = self.refused.get(target)
-            if known is not None and not known.retry and not force:
+            if known is not None and not force:
+                self._reachable()
                 return RefreshOutcome(
                     "refused", target, previous, previous, known.reason, new=False
                 )
             try:
                 candidate, artifacts = _prepare(settings, registered)
+            except RegistryUnavailable as exc:
+                return self._unreachable(target, previous, f"fetching v{target}: {exc}")
             except ModelCheckFailed as exc:
-                return self._refuse(target, f"failed its check: {exc}", started, retry=False)
-            except Exception as exc:
+                self._reachable()
+                return self._refuse(target, f"failed its check: {exc}", started)
+            except Exception as exc:  # the bytes arrived but do not make a model
+                self._reachable()
                 reason = f"failed to load: {type(exc).__name__}: {exc}"
-                return self._refuse(target, reason, started, retry=True)
+                return self._refuse(target, reason, started)
+            self._reachable()
             self.swap(candidate, "registry")
             self.source_detail = None
             self.refused.pop(target, None)
@@ -205,8 +214,26 @@ class ModelSlot:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _refuse(self, version: str, reason: str, started: float, *, retry: bool) -> RefreshOutcome:
-        self.refused[version] = Refusal(version, reason, datetime.now(UTC), retry)
+    def _unreachable(self, target: str | None, previous: str | None, reason: str) -> RefreshOutcome:
+        """The registry gave no full answer: keep serving, say why, try again next poll."""
+        reason = reason[:REASON_CHARS]
+        if self.registry_reachable is not False:
+            log.warning("model registry unreachable (serving v%s): %s", previous, reason)
+            self.registry_down_since = datetime.now(UTC)
+        self.registry_reachable = False
+        self.registry_error = reason
+        return RefreshOutcome("unreachable", target, previous, previous, reason)
+
+    def _reachable(self) -> None:
+        if self.registry_reachable is False:
+            log.warning("model registry reachable again (down since %s)", self.registry_down_since)
+        self.registry_reachable = True
+        self.registry_error = None
+        self.registry_down_since = None
+
+    def _refuse(self, version: str, reason: str, started: float) -> RefreshOutcome:
+        reason = reason[:REASON_CHARS]
+        self.refused[version] = Refusal(version, reason, datetime.now(UTC))
         serving = self._current.version if self._current else None
         if self._current is None:
             self.last_error = f"version {version} {reason}"
@@ -267,7 +294,13 @@ def _prepare(settings: Settings, registered: object) -> tuple[LoadedModel, Versi
     if artifacts.onnx:
         predictor, runtime = OnnxPredictor(artifacts.onnx), "onnx"
     else:
-        predictor, runtime = SklearnPredictor(load_pipeline(settings, registered)), "sklearn"
+        try:
+            pipeline = load_pipeline(settings, registered)
+        except Exception as exc:
+            # Download and unpickling are one MLflow call here: a version without an ONNX
+            # export is retried at each poll rather than refused for what may be a network error.
+            raise RegistryUnavailable(f"loading the pipeline: {type(exc).__name__}: {exc}") from exc
+        predictor, runtime = SklearnPredictor(pipeline), "sklearn"
     warm_up = getattr(predictor, "warm_up", None)
     if warm_up is not None:
         warm_up()

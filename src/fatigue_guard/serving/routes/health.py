@@ -62,6 +62,17 @@ def _model_check(state: ServingState) -> dict[str, object]:
     }
 
 
+def _registry_check(state: ServingState) -> dict[str, object]:
+    """Whether the last look at the model registry got a full answer, and if not, why."""
+    slot = state.models
+    since = slot.registry_down_since
+    return {
+        "ok": slot.registry_reachable is not False,
+        "error": slot.registry_error,
+        "down_since": since.isoformat() if since else None,
+    }
+
+
 def _recording_check(state: ServingState) -> dict[str, object]:
     stats = state.recorder.stats()
     return {
@@ -79,7 +90,8 @@ async def readyz(request: Request, state: ServingState = Depends(get_state)) -> 
     The stores do not decide readiness: with the SQL database down, answers are recorded in the
     local spool, and with the blob store down, features wait in the outbox. Taking a replica
     out of the load balancer then would turn an outage we absorb into failed requests. The
-    recording check says what is absorbing what.
+    recording check says what is absorbing what. Nor does the model registry: while it is down
+    the loaded model keeps serving; the registry check (admin view only) says since when and why.
     """
     checks: dict[str, dict[str, object]] = {
         "model": _model_check(state),
@@ -88,7 +100,9 @@ async def readyz(request: Request, state: ServingState = Depends(get_state)) -> 
     # From the stop signal on, the process still answers but is going away: a load balancer
     # must stop sending before it closes its port.
     ready = not state.shutdown.draining and all(bool(c.get("ok")) for c in checks.values())
-    if not _is_admin(request, state):
+    if _is_admin(request, state):
+        checks["registry"] = _registry_check(state)
+    else:
         checks = {name: {"ok": bool(c.get("ok"))} for name, c in checks.items()}
     body = {"status": "ready" if ready else "not-ready", "checks": checks}
     return Response(
