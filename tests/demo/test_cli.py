@@ -20,6 +20,7 @@ from fatigue_guard.demo.finding import Finding
 from fatigue_guard.demo.loop import LoopResult, Phase, Progress
 from fatigue_guard.demo.measures import Quality
 from fatigue_guard.demo.phones import Refresh, Traffic
+from fatigue_guard.demo.quick import QuickSummary
 from fatigue_guard.demo.timeline import LoopConfig
 
 
@@ -39,7 +40,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
-def _result(home: Path, after_precision: float) -> LoopResult:
+def _result(
+    home: Path, after_precision: float, holdout: tuple[float, float] = (0.8, 0.3)
+) -> LoopResult:
     hits = round(after_precision * 100)
     return LoopResult(
         config=LoopConfig(),
@@ -49,6 +52,7 @@ def _result(home: Path, after_precision: float) -> LoopResult:
         floor=0.75,
         phases=[Phase("baseline", "v1 trained", 9.0), Phase("after", "v2 answered", 20.0)],
         baseline_version="1",
+        baseline_holdout=holdout,
         new_version="2",
         promoted=True,
         production_version="2",
@@ -107,6 +111,8 @@ def test_the_table_names_versions_monitor_finding_precision_and_how_to_sign_in(
     assert "v1 (baseline) -> v2 (retrained, production)" in out
     assert "hrv_rmssd_ms drifted (population-wide)" in out
     assert "Precision is back at the floor 0.75" in out
+    assert "held-out precision 0.800 / recall 0.300 (floor 0.75)" in out
+    assert "does not keep its precision floor" not in out
     assert "http://127.0.0.1:8123/dashboard" in out and "the-demo-token" in out
     assert "--keep-running" in out  # how to keep the dashboard up
 
@@ -118,6 +124,39 @@ def test_precision_below_the_floor_is_said_plainly_and_fails_the_command(
     code, out = _invoke("--scenario", "device_firmware", "--users", "90")
     assert code == 1
     assert "Precision after the loop is 0.60: BELOW the floor 0.75" in out
+
+
+def _red(out: str, phrase: str) -> bool:
+    """``phrase`` is printed inside a bold red span."""
+    return re.search(r"\x1b\[1;31m[^\x1b]*" + re.escape(phrase), out) is not None
+
+
+def test_held_out_precision_under_the_floor_is_red_with_a_sentence(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_demo, "console", Console(width=240, force_terminal=True))
+    monkeypatch.setattr(loop, "run_loop", _stand_in(_result(home, 0.8, holdout=(0.7496, 0.3))))
+    _, out = _invoke("--scenario", "device_firmware", "--users", "90")
+    # Rounded down, never up to the floor; red in the table and in a plain sentence below it.
+    assert _red(out, "held-out precision 0.749 is BELOW the floor 0.75")
+    assert _red(out, "The baseline v1 does not keep its precision floor on the days its training")
+
+
+def test_quick_table_shows_held_out_precision_under_the_floor_in_red(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = Console(width=240, force_terminal=True, record=True)
+    monkeypatch.setattr(cli_demo, "console", shown)
+    summary = QuickSummary(
+        home=home,
+        rows={"precision floor": "0.75", "held-out precision at threshold": "0.735 is BELOW"},
+        alarms={"held-out precision at threshold": "Held-out precision 0.735 is BELOW the floor"},
+    )
+    cli_demo._print_quick(summary, 1.0)
+    out = shown.export_text(styles=True)
+    assert _red(out, "0.735 is BELOW")
+    assert _red(out, "Held-out precision 0.735 is BELOW the floor")
+    assert not _red(out, "0.75")
 
 
 def test_an_unknown_scenario_is_refused() -> None:

@@ -34,7 +34,7 @@ import httpx
 from fatigue_guard.config import Settings
 from fatigue_guard.demo.finding import Finding, describe
 from fatigue_guard.demo.logs import logs_to
-from fatigue_guard.demo.measures import Quality, latency, quality
+from fatigue_guard.demo.measures import Quality, latency, precision_against_floor, quality
 from fatigue_guard.demo.phones import Answer, Fleet, LiveTraffic, PhoneConfig, Refresh, Traffic
 from fatigue_guard.demo.server import (
     DEMO_SHUTDOWN_GRACE_S,
@@ -83,6 +83,8 @@ class LoopResult:
     floor: float
     phases: list[Phase] = field(default_factory=list)
     baseline_version: str | None = None
+    # The baseline's precision and recall on the recent days its training held out.
+    baseline_holdout: tuple[float, float] | None = None
     new_version: str | None = None  # registered by the retraining job
     promoted: bool = False
     production_version: str | None = None  # at the end
@@ -114,6 +116,11 @@ class LoopResult:
     def precision_back(self) -> bool:
         after = self.quality.get("after")
         return bool(after and after.precision is not None and after.precision >= self.floor)
+
+    @property
+    def baseline_holds(self) -> bool:
+        """The baseline's held-out precision is at or above the floor (unknown counts as not)."""
+        return self.baseline_holdout is not None and self.baseline_holdout[0] >= self.floor
 
     @property
     def edge_versions(self) -> tuple[set[str | None], set[str | None]]:
@@ -284,12 +291,13 @@ def _baseline(
             raise RuntimeError("the baseline was not registered as production")
         result.baseline_version = result.production_version = trained.registered.version
         holdout = trained.metrics["holdout_time"]
+        result.baseline_holdout = (holdout["precision"], holdout["recall"])
         out.text = (
             f"v{trained.registered.version} trained on {trained.rows:,} rows "
             f"({trained.users} people, {config.train_days} days), threshold "
-            f"{trained.threshold:.3f}, held-out precision {holdout['precision']:.2f} / recall "
-            f"{holdout['recall']:.2f}; production; {_bundle_text(storage)}"
+            f"{trained.threshold:.3f}, {holdout_text(result)}; production; {_bundle_text(storage)}"
         )
+        out.ok = result.baseline_holds
     return timeline, storage
 
 
@@ -525,6 +533,17 @@ def _hot_swap(
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def holdout_text(result: LoopResult) -> str:
+    """The baseline's held-out figures, saying so plainly when precision is under the floor."""
+    if result.baseline_holdout is None:
+        return "held-out precision unknown"
+    precision, recall = result.baseline_holdout
+    text = f"held-out precision {precision_against_floor(precision, result.floor)}"
+    if precision >= result.floor:
+        return f"{text} / recall {recall:.3f} (floor {result.floor:.2f})"
+    return f"{text} on the recent days training held out (recall {recall:.3f})"
 
 
 def _drain(storage: Storage, timeout_s: float = 60.0) -> None:

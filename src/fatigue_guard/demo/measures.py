@@ -8,6 +8,7 @@ narrower; they sit in its report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,3 +64,11 @@ def latency(answers: Iterable[Answer]) -> tuple[float, float] | None:
         return None
     p50, p99 = np.percentile(np.asarray(waited), [50, 99])
     return float(p50), float(p99)
+
+
+def precision_against_floor(precision: float, floor: float) -> str:
+    """A precision as the demo prints it, saying plainly when it is under the floor."""
+    if precision >= floor:
+        return f"{precision:.3f}"
+    # Rounded down: a precision just under the floor must not print as the floor itself.
+    return f"{math.floor(precision * 1000) / 1000:.3f} is BELOW the floor {floor:.2f}"

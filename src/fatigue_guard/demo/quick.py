@@ -18,6 +18,7 @@ import numpy as np
 from fatigue_guard.config import Settings
 from fatigue_guard.demo.bodies import request_bodies, send_all, split_by_time
 from fatigue_guard.demo.logs import logs_to
+from fatigue_guard.demo.measures import precision_against_floor
 from fatigue_guard.demo.server import (
     DEMO_SHUTDOWN_GRACE_S,
     field_env,
@@ -43,6 +44,8 @@ class QuickSummary:
     home: Path
     rows: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Rows whose figure is under the precision floor, with the sentence that says so.
+    alarms: dict[str, str] = field(default_factory=dict)
 
 
 def run_quick(config: QuickConfig, base: Settings, say: Callable[[str], None]) -> QuickSummary:
@@ -118,13 +121,14 @@ def _run(config: QuickConfig, settings: Settings, say: Callable[[str], None]) ->
     storage.close()
 
     holdout = result.metrics["holdout_time"]
+    floor = settings.precision_floor
     alerts = sum(1 for a in answers if a["alert"])
     summary.rows = {
         "model": f"{result.registered.name} v{result.registered.version} ({result.alias})",
         "training rows / users": f"{result.rows:,} / {result.users:,}",
-        "threshold (chosen on out-of-fold scores)": f"{result.threshold:.3f}",
+        "threshold (out of fold by user and forward in time)": f"{result.threshold:.3f}",
         "precision floor": f"{settings.precision_floor:.2f}",
-        "held-out precision at threshold": f"{holdout['precision']:.3f}",
+        "held-out precision at threshold": precision_against_floor(holdout["precision"], floor),
         "held-out recall at threshold": f"{holdout['recall']:.3f}",
         "held-out PR-AUC / ROC-AUC": f"{holdout['pr_auc']:.3f} / {holdout['roc_auc']:.3f}",
         "beats baselines": "yes" if result.beats_baselines else "NO",
@@ -136,4 +140,10 @@ def _run(config: QuickConfig, settings: Settings, say: Callable[[str], None]) ->
         "rows in SQL DB / blob store": f"{db_rows:,} / {blob_rows:,}",
         "step times (s)": ", ".join(f"{k.split(' ')[0]} {v:.1f}" for k, v in timings.items()),
     }
+    if holdout["precision"] < floor:
+        shown = precision_against_floor(holdout["precision"], floor)
+        summary.alarms["held-out precision at threshold"] = (
+            f"Held-out precision {shown}: the model does not keep its precision floor on the "
+            "recent days its training held out."
+        )
     return summary
