@@ -334,7 +334,7 @@ def test_broken_versions_are_refused_once_and_not_fetched_again(
                 f"v{bad} refused",
             )
             fetched = cutter.downloads
-            time.sleep(4 * POLL_S)  # later polls find the alias still on the refused version
+            time.sleep(3 * POLL_S)  # later polls find the alias still on the refused version
             assert cutter.downloads == fetched, "a refused version was downloaded again"
             model = admin_readyz(live)["model"]
             assert model["version"] == good
