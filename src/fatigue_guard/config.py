@@ -327,6 +327,13 @@ class Settings(BaseSettings):
     retrain_live_window_days: float = Field(
         default=28.0, gt=0, description="Days of labelled live records a retrain adds."
     )
+    retrain_advisory: bool = Field(
+        default=False,
+        description="A retrained version whose threshold cannot meet the precision floor is "
+        "registered as advisory (probabilities only, alerts off), as `train --advisory` does; "
+        "the gate never lets it replace a production version that alerts. Off: such a run "
+        "registers nothing.",
+    )
     retrain_lock_ttl_s: float = Field(
         default=3600.0,
         gt=0,

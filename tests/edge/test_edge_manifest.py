@@ -33,12 +33,25 @@ def test_checksum_size_and_features_match_the_bytes(onnx_bytes: bytes) -> None:
     assert manifest.model_name == "fatigue-rf"
     assert manifest.model_version == "7"
     assert manifest.kind == "compact"
+    assert manifest.alerting == "on"
     assert set(manifest.model_dump()) == {
         "model_name", "model_version", "features_version", "features", "threshold",
-        "sha256", "size_bytes", "url", "created_at", "kind",
+        "sha256", "size_bytes", "url", "created_at", "kind", "alerting",
     }  # fmt: skip
     again = EdgeManifest.model_validate_json(manifest.model_dump_json())
     assert again == manifest
+
+
+def test_an_advisory_manifest_says_so_and_an_older_one_reads_as_alerting(
+    onnx_bytes: bytes,
+) -> None:
+    advisory = build_manifest(
+        onnx_bytes, model_version=2, threshold=1.0, url=URL, kind="full", alerting="advisory"
+    )
+    assert EdgeManifest.model_validate_json(advisory.model_dump_json()).alerting == "advisory"
+    stored_before = advisory.model_dump(mode="json")
+    del stored_before["alerting"]
+    assert EdgeManifest.model_validate(stored_before).alerting == "on"
 
 
 def test_a_changed_byte_changes_the_checksum(onnx_bytes: bytes) -> None:

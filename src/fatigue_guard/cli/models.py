@@ -26,12 +26,17 @@ def _actor() -> str:
 
 
 def models() -> None:
-    """Table of registered versions: aliases, threshold, hold-out metrics, gate result."""
+    """Table of registered versions: aliases, alerting, threshold, hold-out metrics, gate result.
+
+    The alerting column says ``advisory`` for a version registered with ``train --advisory``
+    (no threshold met the floor; it never alerts) with the operating points it could reach.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from fatigue_guard.config import get_settings
     from fatigue_guard.registry import list_versions
+    from fatigue_guard.registry.alerting import advisory_summary
 
     settings = get_settings()
     rows = list_versions(settings)
@@ -46,6 +51,7 @@ def models() -> None:
         "version",
         "aliases",
         "created (UTC)",
+        "alerting",
         "threshold",
         "precision",
         "recall",
@@ -61,6 +67,7 @@ def models() -> None:
             r.version,
             ", ".join(r.aliases) or "-",
             r.created.strftime("%Y-%m-%d %H:%M"),
+            advisory_summary(t) or "on",
             f"{r.threshold:.4f}" if r.threshold is not None else "-",
             t.get("holdout.precision", "-"),
             t.get("holdout.recall", "-"),

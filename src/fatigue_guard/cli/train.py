@@ -1,9 +1,11 @@
 """``fatigue-guard train`` and ``fatigue-guard score``.
 
 Exit codes: 0 success; 2 no decision threshold reaches the precision floor (the run is logged in
-MLflow with the attainable operating points, nothing is registered); 3 the data is unusable (too
-many rows break the contract, or a required column is missing); 4 no model to score with; 5
-``--live`` but the data plane's database is not migrated (run ``fatigue-guard db upgrade``).
+MLflow with the attainable operating points, nothing is registered; with ``--advisory`` the
+version is registered as advisory instead: it serves probabilities and never alerts); 3 the data
+is unusable (too many rows break the contract, or a required column is missing); 4 no model to
+score with; 5 ``--live`` but the data plane's database is not migrated (run
+``fatigue-guard db upgrade``).
 """
 
 from __future__ import annotations
@@ -131,6 +133,16 @@ def train(
             "00:00 UTC). Default: now.",
         ),
     ] = None,
+    advisory: Annotated[
+        bool,
+        typer.Option(
+            "--advisory",
+            help="When no threshold reaches the precision floor, register the version anyway as "
+            "advisory: the API serves its probabilities with alert false and alerting "
+            "'advisory', so features and feedback accrue until a retrained version meets the "
+            "floor and the gate promotes it.",
+        ),
+    ] = False,
 ) -> None:
     """Train a RandomForest, pick the threshold at the precision floor, log and register it.
 
@@ -147,6 +159,7 @@ def train(
     from fatigue_guard.contract.frame import ContractError
     from fatigue_guard.lifecycle.registration import train_and_register
     from fatigue_guard.model.threshold import NoThresholdMeetsFloor
+    from fatigue_guard.registry.alerting import advisory_summary
     from fatigue_guard.training import TooManyInvalidRows
 
     console = Console()
@@ -175,12 +188,14 @@ def train(
                 progress=lambda msg: (status.update(msg), console.log(msg)),
                 live=live_frame if live_rows else None,
                 tags=_live_window_tags(since, until, live_rows) if live else None,
+                advisory=advisory,
             )
     except NoThresholdMeetsFloor as exc:
         console.print(f"[bold red]No model registered:[/] {exc}")
         console.print(
             f"MLflow run {exc.run_id} holds the attainable operating points; "
-            "lower --precision-floor knowingly or improve the data."
+            "lower --precision-floor knowingly, improve the data, or register it with "
+            "--advisory (probabilities served, alerts off) to start collecting live feedback."
         )
         raise typer.Exit(EXIT_NO_THRESHOLD) from None
     except (TooManyInvalidRows, ContractError) as exc:
@@ -212,6 +227,9 @@ def train(
     )
     if not result.beats_baselines:
         console.print("[yellow]Warning: the model does not beat every baseline on recall@floor.[/]")
+    advisory_note = advisory_summary(result.version_tags)
+    if advisory_note is not None:
+        console.print(f"[bold yellow]{advisory_note}[/]")
     if result.registered:
         console.print(
             f"registered {result.registered.name} v{result.registered.version} "

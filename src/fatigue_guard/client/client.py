@@ -38,6 +38,7 @@ from fatigue_guard.client.history import LocalHistory
 from fatigue_guard.client.model_store import ModelRefused, ModelStore
 from fatigue_guard.client.queue import LocalQueue, QueueCounts
 from fatigue_guard.client.results import Prediction, RefreshResult, SyncReport
+from fatigue_guard.contract.alerting import decide_alert, parse_alerting
 from fatigue_guard.contract.baselines import raw_moment
 from fatigue_guard.contract.errors import validation_errors
 from fatigue_guard.contract.schemas import Features, RawMeasurements, Timestamp
@@ -192,6 +193,7 @@ class FatigueClient:
             threshold=float(answer["threshold"]),
             model_version=str(answer["model"]["version"]),
             served_by="server",
+            alerting=parse_alerting(answer.get("alerting")),
         )
 
     def sync(self) -> SyncReport:
@@ -306,7 +308,7 @@ class FatigueClient:
             )
         row = np.asarray(validated.as_row(), dtype=np.float32)
         probability = float(model.predictor.predict_one(row))
-        alert = probability >= model.threshold
+        alert = decide_alert(probability, model.threshold, model.alerting)
         event = {
             **body,
             "prediction": {
@@ -324,6 +326,7 @@ class FatigueClient:
             threshold=model.threshold,
             model_version=model.version,
             served_by="edge",
+            alerting=model.alerting,
         )
 
     def _with_retries(self, call: Callable[[], tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from fatigue_guard.contract.alerting import Alerting
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
 from fatigue_guard.edge.manifest import EdgeManifest
 from fatigue_guard.files import atomic_write
@@ -43,6 +44,10 @@ class InstalledModel:
     @property
     def threshold(self) -> float:
         return self.manifest.threshold
+
+    @property
+    def alerting(self) -> Alerting:
+        return self.manifest.alerting
 
 
 class ModelStore:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -16,6 +18,8 @@ class Prediction:
     threshold: float
     model_version: str
     served_by: Literal["server", "edge"]
+    # "advisory": the model could not meet the precision floor; ``alert`` is always False.
+    alerting: Alerting = ALERTING_ON
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pydantic import (
     field_validator,
 )
 
+from fatigue_guard.contract.alerting import Alerting
 from fatigue_guard.contract.features import (
     FEATURES,
     FEATURES_VERSION,
@@ -201,6 +202,11 @@ class PredictionResponse(BaseModel):
     event_id: UUID
     fatigue_probability: float
     alert: bool
+    alerting: Alerting = Field(
+        description="on: alert is true when fatigue_probability >= threshold. advisory: the "
+        "model could not meet the precision floor in training, so it serves probabilities "
+        "only and alert is always false until a model that meets the floor is promoted.",
+    )
     threshold: float
     model: ModelRef
     served_by: Literal["server", "edge"] = "server"

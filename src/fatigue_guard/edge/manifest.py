@@ -4,7 +4,8 @@ The app compares ``model_version`` with the one it has, downloads ``url`` when i
 refuses the file unless its SHA-256 and size match. ``features`` and ``features_version`` come
 from the file's own metadata, not from the caller, so a manifest cannot describe a file built
 for another contract; ``kind`` says whether the phone runs the server's forest or a compact one
-(with its own ``threshold``).
+(with its own ``threshold``). ``alerting`` carries the version's mode to the phone: an advisory
+model shows probabilities and never alerts on the device either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting
 from fatigue_guard.contract.features import FEATURE_NAMES, FEATURES_VERSION
 from fatigue_guard.model.onnx_export import read_model_info
 
@@ -34,6 +36,8 @@ class EdgeManifest(BaseModel):
     url: str
     created_at: AwareDatetime
     kind: Literal["full", "compact"]
+    # A default, so that bundles stored before the field existed still read as alerting ones.
+    alerting: Alerting = ALERTING_ON
 
 
 class ManifestError(ValueError):
@@ -48,6 +52,7 @@ def build_manifest(
     url: str,
     kind: Literal["full", "compact"],
     created_at: datetime | None = None,
+    alerting: Alerting = ALERTING_ON,
 ) -> EdgeManifest:
     """Describe ``onnx_bytes``: checksum and size computed here, names read from the file."""
     info = read_model_info(onnx_bytes)
@@ -67,4 +72,5 @@ def build_manifest(
         url=url,
         created_at=created_at or datetime.now(UTC),
         kind=kind,
+        alerting=alerting,
     )

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from fatigue_guard.config import Settings
+from fatigue_guard.contract.alerting import ADVISORY_THRESHOLD
 from fatigue_guard.contract.features import LABEL_COLUMN
 from fatigue_guard.contract.frame import feature_matrix
 from fatigue_guard.edge.bundle import (
@@ -129,6 +130,7 @@ def publish_edge(
         threshold=edge.threshold,
         url=file_url(registered.version),
         kind=edge.kind,
+        alerting=registered.alerting,
     )
     _log_to_mlflow(settings, registered, edge, manifest, training_note)
     write_bundle(blobs, EdgeBundle(manifest, edge.onnx_bytes), make_current=is_current)
@@ -175,6 +177,8 @@ def build_for_version(settings: Settings, registered: RegisteredModel) -> tuple[
         full_onnx=full_onnx,
         depths=depths,
         name=registered.name,
+        # An advisory version met no floor: a compact forest cannot either, and never alerts.
+        **({"threshold_policy": _never_alert} if registered.advisory else {}),
     )
     if edge.kind == "compact" and depths == ():
         log.warning(
@@ -183,6 +187,10 @@ def build_for_version(settings: Settings, registered: RegisteredModel) -> tuple[
             note,
         )
     return edge, note
+
+
+def _never_alert(_y_true: np.ndarray, _scores: np.ndarray, _floor: float) -> float:
+    return ADVISORY_THRESHOLD
 
 
 def training_rows(

@@ -5,6 +5,13 @@ that neither trained on; the candidate must meet the precision floor and must no
 beyond a tolerance. "Neither trained on" is enforced by time: each version records the first
 instant it did not train on (``train_cutoff``), and only rows at or after both cut-offs count.
 
+Advisory versions (registered although no threshold met the floor; they never alert) follow
+three rules: an advisory candidate never replaces a production version that alerts; an alerting
+candidate replaces an advisory production version when it meets the floor on the hold-out (the
+advisory version alerts on nothing, so it has no recall to lose); and one advisory version
+replaces another when it ranks the hold-out at least as well (PR-AUC), the only comparison two
+versions that never alert allow.
+
 Every alias move reads, judges, moves and publishes under one lock
 (:mod:`fatigue_guard.lifecycle.alias_lock`): two promotions at once run one after the other, the
 second judged against what the first left in production, so the alias and the audit trail agree.
@@ -170,6 +177,14 @@ def evaluate_gate(
         return GateResult(
             False, "candidate is already production", candidate.version, production.version
         )
+    if candidate.advisory and not production.advisory:
+        return GateResult(
+            False,
+            f"candidate v{candidate.version} is advisory (no threshold met the floor in "
+            f"training): it never replaces production v{production.version}, which alerts",
+            candidate.version,
+            production.version,
+        )
     frame = shared_holdout(client, settings, candidate, production, holdout)
     positives = int(frame[LABEL_COLUMN].astype(bool).sum()) if len(frame) else 0
     if positives < settings.gate_min_positives:
@@ -183,10 +198,10 @@ def evaluate_gate(
     X = feature_matrix(frame)
     y = frame[LABEL_COLUMN].astype(bool).to_numpy()
     cand = evaluate(
-        y, positive_proba(load_pipeline(settings, candidate), X), candidate.threshold, floor
+        y, positive_proba(load_pipeline(settings, candidate), X), _alerts_at(candidate), floor
     )
     prod = evaluate(
-        y, positive_proba(load_pipeline(settings, production), X), production.threshold, floor
+        y, positive_proba(load_pipeline(settings, production), X), _alerts_at(production), floor
     )
     metrics = {
         "rows": float(len(frame)),
@@ -198,6 +213,8 @@ def evaluate_gate(
         "production_recall": prod["recall"],
         "production_pr_auc": prod["pr_auc"],
     }
+    if candidate.advisory:
+        return _advisory_over_advisory(candidate, production, cand, prod, metrics)
     problems = []
     if cand["precision"] < floor - settings.gate_precision_tolerance:
         problems.append(
@@ -217,7 +234,32 @@ def evaluate_gate(
         f"precision {cand['precision']:.3f} >= floor {floor:.2f}; recall {cand['recall']:.3f} vs "
         f"production {prod['recall']:.3f} on {len(frame)} shared hold-out rows"
     )
+    if production.advisory:
+        reason += f"; production v{production.version} was advisory: alerts turn on"
     return GateResult(True, reason, candidate.version, production.version, metrics)
+
+
+def _alerts_at(model: RegisteredModel) -> float | None:
+    """The threshold a version alerts at on the hold-out; ``None`` (never) when advisory."""
+    return None if model.advisory else model.threshold
+
+
+def _advisory_over_advisory(
+    candidate: RegisteredModel,
+    production: RegisteredModel,
+    cand: dict[str, float],
+    prod: dict[str, float],
+    metrics: dict[str, float],
+) -> GateResult:
+    """Neither version alerts, so precision and recall at a threshold say nothing: the one
+    that ranks the shared hold-out at least as well (PR-AUC) serves."""
+    passed = cand["pr_auc"] >= prod["pr_auc"]
+    reason = (
+        f"advisory over advisory: PR-AUC {cand['pr_auc']:.3f} vs production "
+        f"v{production.version} {prod['pr_auc']:.3f} ({'not lower' if passed else 'lower'}); "
+        "alerts stay off"
+    )
+    return GateResult(passed, reason, candidate.version, production.version, metrics)
 
 
 def _tag_gate(client: MlflowClient, name: str, gate: GateResult, at: datetime) -> None:

@@ -166,6 +166,7 @@ def _train_gate_promote(
             actor=f"retrain:{run_id}",
             bus=bus,
             retrain_run_id=run_id,
+            advisory=settings.retrain_advisory,
         )
     except NoThresholdMeetsFloor as exc:
         return RetrainOutcome(

@@ -21,6 +21,7 @@ import pandas as pd
 from fatigue_guard.config import Settings
 from fatigue_guard.contract.features import FEATURES_VERSION
 from fatigue_guard.model.profile import ReferenceProfile
+from fatigue_guard.monitoring.advisory import advisory_reason
 from fatigue_guard.monitoring.decision import decide
 from fatigue_guard.monitoring.html import render_html
 from fatigue_guard.monitoring.live import read_live_window
@@ -150,6 +151,9 @@ def run_monitor(
     timings["signals"] = time.perf_counter() - clock
 
     reasons = breach_reasons(features, physiology, prediction, perf, list(persons.values()))
+    advisory = advisory_reason(model, perf, settings)
+    if advisory is not None:
+        reasons.append(advisory)
     report = MonitorReport(
         window_start=start,
         window_end=end,

@@ -21,7 +21,9 @@ from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 
 from fatigue_guard.config import Settings
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting
 from fatigue_guard.model.profile import PROFILE_ARTIFACT, ProfileError, ReferenceProfile
+from fatigue_guard.registry.alerting import alerting_of
 from fatigue_guard.registry.tracking import configure_mlflow
 
 PRODUCTION = "production"
@@ -52,6 +54,12 @@ class RegisteredModel:
     features_version: int
     run_id: str
     precision_floor: float
+    # ``advisory``: registered although no threshold met the floor; it never alerts.
+    alerting: Alerting = ALERTING_ON
+
+    @property
+    def advisory(self) -> bool:
+        return self.alerting != ALERTING_ON
 
 
 def model_from_version(mv: ModelVersion) -> RegisteredModel:
@@ -65,6 +73,7 @@ def model_from_version(mv: ModelVersion) -> RegisteredModel:
         features_version=int(tags.get(TAG_FEATURES_VERSION, 0)),
         run_id=mv.run_id,
         precision_floor=float(tags.get(TAG_FLOOR, "nan")),
+        alerting=alerting_of(tags),
     )
 
 

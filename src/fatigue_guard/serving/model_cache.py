@@ -1,7 +1,8 @@
 """Local disk copy of the last production version this host served.
 
 When the registry is unreachable at start-up, a process serves from here instead of not at all.
-The cache holds only what serving needs: the ONNX file, the version's identity and threshold,
+The cache holds only what serving needs: the ONNX file, the version's identity, threshold and
+alerting (an advisory version must stay silent when it starts from here too),
 its golden vectors (so a cached model passes the same check as a fresh one) and the ONNX
 file's SHA-256 (so a truncated or altered file is refused, never served).
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting, parse_alerting
 from fatigue_guard.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class CachedModel:
     onnx: bytes
     golden: tuple[np.ndarray, np.ndarray] | None
     cached_at: str
+    alerting: Alerting = ALERTING_ON
 
 
 class CacheInvalid(ValueError):
@@ -67,6 +70,7 @@ class ModelCache:
         onnx: bytes,
         golden: tuple[np.ndarray, np.ndarray] | None,
         cached_at: str,
+        alerting: Alerting = ALERTING_ON,
     ) -> None:
         """Make ``version`` the one to start from."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,7 @@ class ModelCache:
             "name": name,
             "version": version,
             "threshold": threshold,
+            "alerting": alerting,
             "features_version": features_version,
             "file": model_file,
             "sha256": sha256_hex(onnx),
@@ -121,6 +126,7 @@ class ModelCache:
             onnx=onnx,
             golden=golden,
             cached_at=str(doc.get("cached_at", "")),
+            alerting=parse_alerting(doc.get("alerting")),
         )
 
     def _prune(self, keep: set[str]) -> None:

@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from fatigue_guard.config import Settings
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting
 from fatigue_guard.registry.access import (
     RegistryUnavailable,
     VersionArtifacts,
@@ -65,6 +66,7 @@ class LoadedModel:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     sha256: str | None = None  # of the ONNX file, when served through ONNX Runtime
     check: dict[str, float] | None = None  # what the sanity check measured
+    alerting: Alerting = ALERTING_ON  # "advisory": probabilities only, ``alert`` always false
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         """Positive-class probabilities for a float32 matrix in contract order."""
@@ -274,6 +276,7 @@ class ModelSlot:
                 runtime="onnx",
                 sha256=cached.sha256,
                 check=report.as_dict(),
+                alerting=cached.alerting,
             )
             self.swap(model, "cache")
             self.source_detail = (
@@ -314,6 +317,7 @@ def _prepare(settings: Settings, registered: object) -> tuple[LoadedModel, Versi
         runtime=runtime,
         sha256=sha256_hex(artifacts.onnx) if artifacts.onnx else None,
         check=report.as_dict(),
+        alerting=registered.alerting,
     )
     return model, artifacts
 
@@ -331,6 +335,7 @@ def _write_cache(settings: Settings, model: LoadedModel, artifacts: VersionArtif
             onnx=artifacts.onnx,
             golden=artifacts.golden,
             cached_at=datetime.now(UTC).isoformat(),
+            alerting=model.alerting,
         )
     except OSError as exc:
         log.error("could not write the model cache at %s: %s", settings.model_cache_dir, exc)

@@ -29,6 +29,7 @@ from uuid import UUID
 from fastapi import FastAPI
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fatigue_guard.contract.alerting import Alerting
 from fatigue_guard.contract.schemas import FieldError, PredictionResponse
 from fatigue_guard.edge.manifest import EdgeManifest
 from fatigue_guard.serving.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
@@ -170,6 +171,9 @@ class ServedModel(BaseModel):
     name: str
     version: str
     threshold: float
+    alerting: Alerting = Field(
+        description="advisory: the version could not meet the precision floor and never alerts."
+    )
     runtime: str
     loaded_at: AwareDatetime
     source: str | None

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from fatigue_guard.contract.alerting import ALERTING_ON, Alerting, decide_alert
 from fatigue_guard.contract.features import FEATURE_NAMES
 from fatigue_guard.contract.schemas import PredictionRequest, utc
 from fatigue_guard.serving.model_slot import LoadedModel
@@ -40,7 +41,7 @@ def score_requests(
                 received_at=received_at,
                 features=request.features.model_dump(),
                 fatigue_probability=float(probability),
-                alert=bool(probability >= model.threshold),
+                alert=decide_alert(float(probability), model.threshold, model.alerting),
                 threshold=model.threshold,
                 model_name=model.name,
                 model_version=model.version,
@@ -54,12 +55,22 @@ def score_requests(
     return records
 
 
-def response_body(record: PredictionRecord) -> dict[str, Any]:
+def alerting_of(record: PredictionRecord, model: LoadedModel) -> Alerting:
+    """The alerting mode of the version that answered ``record``.
+
+    Records do not store it: a replayed answer of the serving version takes that version's
+    mode; one of an earlier version is reported ``on`` (its stored ``alert`` is what it said).
+    """
+    return model.alerting if record.model_version == model.version else ALERTING_ON
+
+
+def response_body(record: PredictionRecord, alerting: Alerting = ALERTING_ON) -> dict[str, Any]:
     """``PredictionResponse`` body of a stored prediction (first answer or idempotent replay)."""
     return {
         "event_id": str(record.event_id),
         "fatigue_probability": record.fatigue_probability,
         "alert": record.alert,
+        "alerting": alerting,
         "threshold": record.threshold,
         "model": {"name": record.model_name, "version": record.model_version},
         "served_by": record.served_by,

@@ -50,6 +50,7 @@ from fatigue_guard.registry.models import (
 )
 from fatigue_guard.registry.tracking import configure_mlflow, experiment_id
 from fatigue_guard.training import artifacts
+from fatigue_guard.training.advisory import advisory_choice, choice_tags
 from fatigue_guard.training.baselines import BaselineResult, evaluate_baselines
 from fatigue_guard.training.calibration import CalibrationAssessment, assess_calibration
 from fatigue_guard.training.data import TooManyInvalidRows, TrainingData, load_training_data
@@ -132,6 +133,7 @@ class _Options:
     seed: int
     n_jobs: int
     say: Progress
+    advisory: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ def train_model(
     progress: Progress | None = None,
     live: pd.DataFrame | None = None,
     tags: dict[str, str] | None = None,
+    advisory: bool = False,
 ) -> TrainResult:
     """Train, evaluate and log one candidate model in an MLflow run; register nothing.
 
@@ -180,7 +183,8 @@ def train_model(
     ``read_live_dataset(..., labelled_only=True)`` up to a cutoff); ``tags`` are set on the run
     whatever its outcome (e.g. the live window, so the table can be rebuilt).
 
-    Raises :class:`NoThresholdMeetsFloor` (run logged, nothing registered) and
+    Raises :class:`NoThresholdMeetsFloor` (run logged, nothing registered) unless ``advisory``,
+    which logs a never-alerting candidate instead (:mod:`fatigue_guard.training.advisory`), and
     :class:`~fatigue_guard.training.data.TooManyInvalidRows`.
     """
     opts = _Options(
@@ -191,6 +195,7 @@ def train_model(
         seed=seed,
         n_jobs=n_jobs,
         say=progress or (lambda _msg: None),
+        advisory=advisory,
     )
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -218,6 +223,7 @@ def train_model(
             beats,
             has_onnx=onnx_bytes is not None,
         )
+        version_tags.update(choice_tags(choice))
         mlflow.set_tag("status", "logged")
 
     return TrainResult(
@@ -393,7 +399,10 @@ def _choose_threshold(
         mlflow.log_metrics({f"attainable.{k}": v for k, v in exc.attainable.items()})
         _log_view("oof_user", evaluate(y_tr, found.best_oof, None, opts.floor))
         mlflow.set_tags({"status": "no_threshold_meets_floor", "failure": str(exc)[:4000]})
-        raise
+        if not opts.advisory:
+            raise
+        mlflow.set_tag("alerting", "advisory")
+        return advisory_choice(exc, opts.z)
     choice = chosen.choice
     mlflow.log_metrics(
         {

@@ -54,6 +54,7 @@ def _json(text: str | None) -> Any:
 
 
 def _version_row(mv: Any, aliases_of: dict[str, list[str]]) -> dict[str, Any]:
+    from fatigue_guard.registry.alerting import advisory_summary, alerting_of
     from fatigue_guard.registry.models import TAG_GATE_RESULT
 
     tags: dict[str, str] = dict(mv.tags or {})
@@ -74,6 +75,9 @@ def _version_row(mv: Any, aliases_of: dict[str, list[str]]) -> dict[str, Any]:
         "registered_at": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(),
         "run_id": mv.run_id,
         "threshold": _float(tags.get("threshold")),
+        # "advisory": registered although no threshold met the floor; it never alerts.
+        "alerting": alerting_of(tags),
+        "alerting_note": advisory_summary(tags),
         "precision_floor": _float(tags.get("precision_floor")),
         "train_cutoff": tags.get("train_cutoff"),
         "holdout": {

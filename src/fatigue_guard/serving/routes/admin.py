@@ -27,6 +27,7 @@ def _model_view(state: ServingState) -> dict[str, object] | None:
         "name": model.name,
         "version": model.version,
         "threshold": model.threshold,
+        "alerting": model.alerting,
         "runtime": model.runtime,
         "loaded_at": model.loaded_at.isoformat(),
         "source": state.models.source,

@@ -50,6 +50,8 @@ def _model_check(state: ServingState) -> dict[str, object]:
         "name": model.name if model else None,
         "version": model.version if model else None,
         "runtime": model.runtime if model else None,
+        # "advisory": the version could not meet the precision floor; it never alerts.
+        "alerting": model.alerting if model else None,
         # "cache": started from the local copy because the registry gave no servable model.
         "source": slot.source,
         "source_detail": slot.source_detail,

@@ -19,7 +19,7 @@ from fatigue_guard.serving.auth import Principal, charge_items, device_principal
 from fatigue_guard.serving.model_slot import LoadedModel
 from fatigue_guard.serving.problems import Problem
 from fatigue_guard.serving.routes.common import json_body_schema, json_response, parse_body
-from fatigue_guard.serving.scoring import response_body, score_requests
+from fatigue_guard.serving.scoring import alerting_of, response_body, score_requests
 from fatigue_guard.serving.state import ServingState, get_state
 from fatigue_guard.storage.records import PredictionRecord
 
@@ -74,7 +74,7 @@ async def create_prediction(request: Request) -> Response:
     if state.settings.record_predictions:
         await state.personal_baselines.remember(filled)
     _count(state, records)
-    return json_response(response_body(stored))
+    return json_response(response_body(stored, alerting_of(stored, model)))
 
 
 @router.post(
@@ -120,7 +120,11 @@ async def create_predictions_batch(
             if saved.user_id != payload.user_id:
                 results[index] = {"index": index, "status": 409, "errors": _CONFLICT}
             else:
-                results[index] = {"index": index, "status": 200, "result": response_body(saved)}
+                results[index] = {
+                    "index": index,
+                    "status": 200,
+                    "result": response_body(saved, alerting_of(saved, model)),
+                }
         if state.settings.record_predictions:
             await state.personal_baselines.remember(
                 [

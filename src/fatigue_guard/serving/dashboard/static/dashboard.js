@@ -272,7 +272,7 @@
           const deployed = (v.moves || []).map((mv) => `${mv.action || "move"} ${when(mv.at)}`).join("; ");
           return el("tr", { id: "version-" + v.version },
             el("td", {}, el("strong", {}, "v" + v.version), el("div", { class: "detail" }, "run " + short(v.run_id))),
-            el("td", {}, v.aliases.map((al) => pill(al, al === "production" ? "ok" : "")), v.rolled_back ? pill("rolled back", "warn") : ""),
+            el("td", {}, v.aliases.map((al) => pill(al, al === "production" ? "ok" : "")), v.rolled_back ? pill("rolled back", "warn") : "", v.alerting === "advisory" ? pill("advisory: alerts off", "warn") : ""),
             el("td", { class: "num" }, when(v.registered_at)),
             el("td", { class: "num" }, num(v.threshold, 4)),
             el("td", { class: "num" }, `${num(v.holdout.precision, 3)} / ${num(v.holdout.recall, 3)} / ${num(v.holdout.pr_auc, 3)}`),
