@@ -184,6 +184,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         finally:
             monitor.stop()
             watcher.stop()
+            # What the history writer still holds goes to SQL while the data plane is up.
+            state.close_personal_baselines()
             if owns_storage:
                 # Within what is left of the grace period: the recorder's stop may spend its
                 # timeout in several steps (committing, the outbox thread, then an outbox drain

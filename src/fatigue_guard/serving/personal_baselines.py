@@ -22,6 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Final
 
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +33,7 @@ from fatigue_guard.contract.baselines import (
     raw_moment,
 )
 from fatigue_guard.contract.schemas import PredictionRequest
-from fatigue_guard.storage.sql.personal_history import PersonalHistoryStore
+from fatigue_guard.storage.sql.personal_history import LabelRow, MomentRow, PersonalHistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class PersonalBaselines:
         self._max_people = max_people
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
+        self._writer = _Writer(store)
 
     # -- the cache --------------------------------------------------------------------------
 
@@ -147,43 +149,139 @@ class PersonalBaselines:
         with self._lock:
             return PersonalHistory({day: replace(r) for day, r in history.days.items()})
 
-    async def remember(self, filled: Sequence[Filled]) -> None:
-        """Add recorded moments to their people's histories (SQL, then the cached copies)."""
-        try:
-            await run_in_threadpool(self._remember, filled)
-        except Exception as exc:
-            log.warning("personal history not updated (%s: %s)", type(exc).__name__, exc)
-
-    def _remember(self, filled: Sequence[Filled]) -> None:
+    def remember(self, filled: Sequence[Filled]) -> None:
+        """Add recorded moments to their people's histories: the cached copies at once, SQL
+        through the background writer (no database work on the request's path)."""
+        rows = []
         for item in filled:
             request = item.request
             moment = raw_moment(request.measured_at, request.features, request.raw)
             moment_day, night_day = moment.dates
             record = moment.night_record()
-            new = self._store.add_moment(
-                request.user_id,
-                request.event_id,
-                moment_day,
-                night_day,
-                record,
-                item.server_computed,
+            rows.append(
+                MomentRow(
+                    request.user_id,
+                    request.event_id,
+                    moment_day,
+                    night_day,
+                    record,
+                    item.server_computed,
+                )
             )
-            history = self._cached(request.user_id) if new else None
+            history = self._cached(request.user_id)
             if history is not None:
+                # A re-sent event changes nothing here: a night keeps its first reading.
                 with self._lock:
                     history.add(night_day, record)
+        self._writer.add_moments(rows)
 
     async def label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> None:
         """Count a new fatigue report on its moment's date."""
-        try:
-            day = await run_in_threadpool(self._store.add_label, user_id, event_id, positive)
-        except Exception as exc:
-            log.warning("personal history label lost (%s: %s)", type(exc).__name__, exc)
-            return
+        day = self._writer.add_label(user_id, event_id, positive)
+        if day is None:  # the moment was written before (or by another replica): look it up
+            try:
+                day = await run_in_threadpool(self._store.add_label, user_id, event_id, positive)
+            except Exception as exc:
+                log.warning("personal history label lost (%s: %s)", type(exc).__name__, exc)
+                return
         history = self._cached(user_id) if day is not None else None
         if history is not None and day is not None:
             with self._lock:
                 history.add_label(day, positive)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop the writer (the API's shutdown)."""
+        self._writer.close(timeout_s)
+
+
+class _Writer:
+    """Writes recorded moments and labels to SQL in batches, on a thread of its own.
+
+    One transaction per batch: on SQLite a commit is an fsync, which one per request would
+    double. A failed batch is retried until it is written; moments still waiting are known by
+    event id, so a label that follows its moment at once still finds the moment's date.
+    """
+
+    def __init__(self, store: PersonalHistoryStore, retry_s: float = 1.0) -> None:
+        self._store = store
+        self._retry_s = retry_s
+        self._moments: list[MomentRow] = []
+        self._labels: list[LabelRow] = []
+        self._waiting: dict[uuid.UUID, MomentRow] = {}
+        self._busy = False
+        self._closing = False
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add_moments(self, rows: Sequence[MomentRow]) -> None:
+        with self._wake:
+            self._moments.extend(rows)
+            for row in rows:
+                self._waiting.setdefault(row.event_id, row)
+            self._start()
+            self._wake.notify()
+
+    def add_label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> date | None:
+        """Queue the label of a moment still waiting to be written; its date, else ``None``."""
+        with self._wake:
+            moment = self._waiting.get(event_id)
+            if moment is None or moment.user_id != user_id:
+                return None
+            self._labels.append(LabelRow(user_id, moment.moment_day, positive))
+            self._wake.notify()
+            return moment.moment_day
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="personal-history", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._moments or self._labels or self._closing):
+                    self._wake.wait()
+                if not (self._moments or self._labels):
+                    return
+                moments, self._moments = self._moments, []
+                labels, self._labels = self._labels, []
+                self._busy = True
+            try:
+                self._store.add(moments, labels)
+            except Exception as exc:
+                log.warning(
+                    "personal history write failed, retrying (%s: %s)", type(exc).__name__, exc
+                )
+                with self._wake:
+                    self._moments[:0], self._labels[:0] = moments, labels
+                    self._busy = False
+                    self._wake.notify_all()
+                    if self._closing:
+                        return
+                time.sleep(self._retry_s)
+                continue
+            with self._wake:
+                for row in moments:
+                    self._waiting.pop(row.event_id, None)
+                self._busy = False
+                self._wake.notify_all()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued is written; whether it was, within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._wake:
+            while self._moments or self._labels or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._wake.wait(left)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.flush(timeout_s)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
 
 
 def _left_out(request: PredictionRequest) -> list[str]:

@@ -49,6 +49,11 @@ class ServingState:
             )
         return self._personal_baselines
 
+    def close_personal_baselines(self) -> None:
+        """Write the history still queued (shutdown); nothing to do if none was used."""
+        if self._personal_baselines is not None:
+            self._personal_baselines.close()
+
     @property
     def recorder(self) -> Recorder:
         assert self.storage is not None, "storage is set during the app's start-up"

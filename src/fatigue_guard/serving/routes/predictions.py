@@ -72,7 +72,7 @@ async def create_prediction(request: Request) -> Response:
     if stored.user_id != payload.user_id:
         raise Problem(409, "event_id is already used by another event.", kind="event-id-conflict")
     if state.settings.record_predictions:
-        await state.personal_baselines.remember(filled)
+        state.personal_baselines.remember(filled)
     _count(state, records)
     return json_response(response_body(stored, alerting_of(stored, model)))
 
@@ -126,7 +126,7 @@ async def create_predictions_batch(
                     "result": response_body(saved, alerting_of(saved, model)),
                 }
         if state.settings.record_predictions:
-            await state.personal_baselines.remember(
+            state.personal_baselines.remember(
                 [
                     f
                     for f, saved in zip(filled, stored, strict=True)

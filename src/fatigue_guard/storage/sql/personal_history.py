@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
@@ -68,6 +70,27 @@ def erase_personal_history(session: Session, user_id: str) -> int:
     return gone
 
 
+@dataclass(frozen=True, slots=True)
+class MomentRow:
+    """A scored moment: its local date, its night's date and what the night adds."""
+
+    user_id: str
+    event_id: uuid.UUID
+    moment_day: date
+    night_day: date
+    night: DayRecord
+    server_computed: int
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    """A fatigue report, counted on its moment's date."""
+
+    user_id: str
+    day: date
+    positive: bool
+
+
 class PersonalHistoryStore:
     """Load, extend and label people's day histories (thread-safe: a unit of work per call)."""
 
@@ -90,38 +113,35 @@ class PersonalHistoryStore:
                 )
         return history
 
-    def add_moment(
-        self,
-        user_id: str,
-        event_id: uuid.UUID,
-        moment_day: date,
-        night_day: date,
-        night: DayRecord,
-        server_computed: int,
-    ) -> bool:
-        """Record a scored moment and its night; ``False`` (and nothing written) when
-        ``event_id`` was recorded before, so a re-sent request counts once."""
-        key = user_key(user_id)
+    def add(self, moments: Sequence[MomentRow], labels: Sequence[LabelRow]) -> None:
+        """Record scored moments (with their nights) and fatigue reports, in one transaction.
+
+        A moment whose ``event_id`` was recorded before adds nothing, so a re-sent request
+        counts once; a label carries the date of its moment.
+        """
         with self._uow_factory(write=True) as uow:
             session = uow.session
             assert session is not None
-            moment = {
-                "event_id": event_id,
-                "user_key": key,
-                "day": moment_day,
-                "server_computed": server_computed,
-            }
-            new = session.execute(
-                _insert(session)(_MOMENTS)
-                .values(moment)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(_MOMENTS.c.event_id)
-            ).first()
-            if new is None:
-                return False
-            _merge_day(session, key, night_day, night)
+            for moment in moments:
+                key = user_key(moment.user_id)
+                row = {
+                    "event_id": moment.event_id,
+                    "user_key": key,
+                    "day": moment.moment_day,
+                    "server_computed": moment.server_computed,
+                }
+                new = session.execute(
+                    _insert(session)(_MOMENTS)
+                    .values(row)
+                    .on_conflict_do_nothing(index_elements=["event_id"])
+                    .returning(_MOMENTS.c.event_id)
+                ).first()
+                if new is not None:
+                    _merge_day(session, key, moment.night_day, moment.night)
+            for label in labels:
+                report = DayRecord(reports=1, positives=int(label.positive))
+                _merge_day(session, user_key(label.user_id), label.day, report)
             uow.commit()
-        return True
 
     def add_label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> date | None:
         """Count a fatigue report on its moment's date; that date, or ``None`` when the
