@@ -88,7 +88,9 @@ def test_stop_commits_and_flushes_everything(
     recorder.start()
     for record in spread_records(40):
         recorder.record(record)
-    recorder.stop()
+    # Nothing was due before: the stop starts the shipper process (seconds of imports on a busy
+    # machine), and ships only within its timeout.
+    recorder.stop(timeout_s=60)
     assert storage.recorder.flusher.backlog() == 0
     assert prediction_count(storage) == 40
 

@@ -95,6 +95,7 @@ def test_a_store_that_refuses_the_write_backs_the_batch_off(
     assert _stored_event_ids(storage) == sorted(str(r.event_id) for r in before + after)
 
 
+@pytest.mark.slow
 @pytest.mark.azurite
 def test_a_stopping_recorder_waits_for_its_shipper_until_its_deadline_only(
     tmp_path: Path,

@@ -38,6 +38,7 @@ def test_a_failed_append_leaves_no_trace_and_the_spool_goes_on(full_disk: FullDi
     assert spool.spooled_total == len(first) + len(last)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_the_recorder_refuses_what_it_cannot_make_durable(
     postgres_proxy: tuple[TcpProxy, str],
