@@ -26,7 +26,7 @@ import contextlib
 import fcntl
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,25 +82,48 @@ def recording_fence_statement(dialect_name: str, *, exclusive: bool = False) -> 
 def not_erased_via_cursor(
     cursor: Any, dialect: Dialect, records: Sequence[PredictionRecord]
 ) -> list[PredictionRecord]:
-    """:meth:`TombstoneRepository.not_erased` on a DB-API cursor (the group-commit writer's)."""
+    """:meth:`TombstoneRepository.not_erased` on a DB-API cursor (the group-commit writer's).
+
+    The lookup's text is built once per dialect and row count, and run straight through the
+    driver: compiling a SQLAlchemy statement on every group commit doubled the writer's CPU.
+    """
     cursor.execute(recording_fence_statement(dialect.name))
     hashes = sorted({erased_user_hash(r.user_id) for r in records})
-    column = ERASED_USERS.c.erased_at
-    to_datetime = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    to_datetime = _datetime_reader(dialect)
     erased: dict[str, datetime] = {}
     for start in range(0, len(hashes), _LOOKUP_CHUNK):
-        statement = select(ERASED_USERS.c.user_hash, column).where(
-            ERASED_USERS.c.user_hash.in_(hashes[start : start + _LOOKUP_CHUNK])
-        )
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        params = compiled.construct_params()
-        if compiled.positional:
-            cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup))
-        else:
-            cursor.execute(compiled.string, params)
+        chunk = hashes[start : start + _LOOKUP_CHUNK]
+        cursor.execute(_lookup_text(dialect, len(chunk)), tuple(chunk))
         for user_hash, at in cursor.fetchall():
             erased[user_hash] = at if to_datetime is None else to_datetime(at)
     return covered(records, erased)
+
+
+_LOOKUP_TEXTS: dict[tuple[str, str, int], str] = {}
+_DATETIME_READERS: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+
+
+def _lookup_text(dialect: Dialect, count: int) -> str:
+    key = (dialect.name, dialect.paramstyle, count)
+    text_ = _LOOKUP_TEXTS.get(key)
+    if text_ is None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # Only placeholders go in; every hash is a bound parameter.
+        text_ = (
+            "SELECT user_hash, erased_at FROM erased_users WHERE user_hash IN "  # nosec B608
+            f"({', '.join([mark] * count)})"
+        )
+        _LOOKUP_TEXTS[key] = text_
+    return text_
+
+
+def _datetime_reader(dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What turns the driver's ``erased_at`` into an aware datetime (SQLite returns text)."""
+    key = (dialect.name, dialect.driver)
+    if key not in _DATETIME_READERS:
+        column_type = ERASED_USERS.c.erased_at.type
+        _DATETIME_READERS[key] = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    return _DATETIME_READERS[key]
 
 
 class TombstoneRepository:
@@ -140,9 +163,21 @@ class TombstoneRepository:
         self.session.execute(text(recording_fence_statement(dialect, exclusive=exclusive)))
 
     def not_erased(self, records: Sequence[PredictionRecord]) -> list[PredictionRecord]:
-        """Take the recording fence, then keep the ``records`` no tombstone covers."""
-        self.take_recording_fence()
-        return covered(records, self.erased_at(r.user_id for r in records))
+        """Take the recording fence, then keep the ``records`` no tombstone covers (through the
+        driver, with the group-commit writer's statements: an ORM query doubled the cost of a
+        small batch insert)."""
+        connection = self.session.connection()
+        dialect = connection.dialect
+        connection.exec_driver_sql(recording_fence_statement(dialect.name))
+        hashes = sorted({erased_user_hash(r.user_id) for r in records})
+        to_datetime = _datetime_reader(dialect)
+        erased: dict[str, datetime] = {}
+        for start in range(0, len(hashes), _LOOKUP_CHUNK):
+            chunk = hashes[start : start + _LOOKUP_CHUNK]
+            rows = connection.exec_driver_sql(_lookup_text(dialect, len(chunk)), tuple(chunk))
+            for user_hash, at in rows:
+                erased[user_hash] = at if to_datetime is None else to_datetime(at)
+        return covered(records, erased)
 
     def hold_blob_fence(self) -> contextlib.AbstractContextManager[None]:
         """Shared hold of the blob fence until the block ends (within this unit of work)."""
