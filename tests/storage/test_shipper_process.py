@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -116,11 +117,22 @@ def test_a_stopping_recorder_waits_for_its_shipper_until_its_deadline_only(
     try:
         storage.recorder.record_many(spread_records(30))
         proxy.blackhole()
+        raised: list[BaseException] = []
+
+        def ship() -> None:
+            try:
+                storage.recorder.flusher.flush_once(force=True)
+            except Exception as exc:
+                raised.append(exc)
+
+        shipping = threading.Thread(target=ship)
+        shipping.start()
+        time.sleep(0.5)  # the call waits for the shipper (starting, then held by the store)
         started = time.monotonic()
-        shipper.stop_waiting_at(started + 1.0)
-        with pytest.raises(ShippingStopped):
-            storage.recorder.flusher.flush_once(force=True)
+        shipper.stop_waiting_at(started + 1.0)  # the stop begins while the call waits
+        shipping.join(30)
         waited = time.monotonic() - started
+        assert len(raised) == 1 and isinstance(raised[0], ShippingStopped), raised
         assert 0.9 < waited < 3.0, f"waited {waited:.1f} s for a deadline 1 s away"
         assert shipper.pid is None  # killed, not left behind
         with pytest.raises(ShippingStopped):  # past the deadline: no new shipper

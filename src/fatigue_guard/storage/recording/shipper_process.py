@@ -38,6 +38,7 @@ from fatigue_guard.config import Settings
 from fatigue_guard.storage.recording.outbox import ShippingStopped, ShipResult, ship_batch
 
 _STOP_TIMEOUT_S = 30.0
+_DEADLINE_POLL_S = 0.1  # how late a call notices the stop's deadline, at most
 
 
 class ShipperUnavailable(RuntimeError):
@@ -68,12 +69,14 @@ class ShipperProcess:
             conn = self._conn or self._start()
             try:
                 conn.send(batch_id)
-                deadline = self._deadline
-                if deadline is not None and not conn.poll(max(0.0, deadline - time.monotonic())):
-                    self._discard(kill=True)
-                    raise ShippingStopped(
-                        "the batch shipper did not answer before the recorder's stop deadline"
-                    )
+                # Polled, not one blocking read: the deadline may be set while this call waits.
+                while not conn.poll(_DEADLINE_POLL_S):
+                    deadline = self._deadline
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._discard(kill=True)
+                        raise ShippingStopped(
+                            "the batch shipper did not answer before the recorder's stop deadline"
+                        )
                 kind, value = conn.recv()
             except (EOFError, OSError) as exc:
                 self._discard()
