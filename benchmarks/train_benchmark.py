@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/train_benchmark.py --rows 50000 --search-budget-s 0
 
 "search" compares candidates on a sample of whole users (``FATIGUE_GUARD_SEARCH_MAX_ROWS``);
-"OOF pass" is the winner's out-of-fold scoring on every training row (0 when nothing was sampled).
+"OOF pass" is the winner's out-of-fold scoring on every training row (0 when nothing was sampled);
+"forward" the two forward-chained fits the threshold is also chosen on.
 Each size runs in a fresh subprocess so that peak RSS (``ru_maxrss``) belongs to that size alone.
 Data come from the cohort simulator (4 moments/day, 30 days; users scale with rows). MLflow
 writes to a throw-away HOME; nothing is registered.
@@ -77,6 +78,7 @@ def main() -> None:
         "simulate",
         "search",
         "OOF pass",
+        "forward",
         "final fit",
         "artifacts",
         "total",
@@ -109,6 +111,7 @@ def main() -> None:
             f"{r['simulate_s']:.1f}s",
             f"{r.get('search_s', nan):.1f}s",
             f"{r.get('oof_s', nan):.1f}s",
+            f"{r.get('forward_s', nan):.1f}s",
             f"{r.get('final_fit_s', nan):.1f}s",
             f"{r.get('artifacts_s', nan):.1f}s",
             f"{r['train_total_s']:.1f}s",
