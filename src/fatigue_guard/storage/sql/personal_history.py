@@ -44,20 +44,23 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
-def _merge_day(session: Session, key: str, day: date, record: DayRecord) -> None:
-    """Add ``record`` to the person's row for ``day``: a measure only where the day has none
+def _merge_days(session: Session, days: dict[tuple[str, date], DayRecord]) -> None:
+    """Add each record to its person's row for its date: a measure only where the day has none
     yet (the first reading of a night stands for it), reports added."""
-    row = {"user_key": key, "day": day, "reports": record.reports, "positives": record.positives}
-    row.update({name: getattr(record, name) for name in _MEASURES})
-    statement = _insert(session)(_DAYS).values(row)
+    rows = []
+    for (key, day), record in days.items():
+        row = {"user_key": key, "day": day, "reports": record.reports}
+        row["positives"] = record.positives
+        row.update({name: getattr(record, name) for name in _MEASURES})
+        rows.append(row)
+    statement = _insert(session)(_DAYS)
     merged: dict[str, Any] = {
         name: func.coalesce(_DAYS.c[name], statement.excluded[name]) for name in _MEASURES
     }
     merged["reports"] = _DAYS.c.reports + statement.excluded.reports
     merged["positives"] = _DAYS.c.positives + statement.excluded.positives
-    session.execute(
-        statement.on_conflict_do_update(index_elements=["user_key", "day"], set_=merged)
-    )
+    upsert = statement.on_conflict_do_update(index_elements=["user_key", "day"], set_=merged)
+    session.execute(upsert, rows)
 
 
 def erase_personal_history(session: Session, user_id: str) -> int:
@@ -114,33 +117,38 @@ class PersonalHistoryStore:
         return history
 
     def add(self, moments: Sequence[MomentRow], labels: Sequence[LabelRow]) -> None:
-        """Record scored moments (with their nights) and fatigue reports, in one transaction.
+        """Record scored moments (with their nights) and fatigue reports, in one transaction
+        of two statements whatever the batch's size.
 
-        A moment whose ``event_id`` was recorded before adds nothing, so a re-sent request
-        counts once; a label carries the date of its moment.
+        A re-sent moment changes nothing: its ``event_id`` is there already and its night only
+        fills measures still missing; a label carries the date of its moment.
         """
+        days: dict[tuple[str, date], DayRecord] = {}
+        for moment in moments:
+            day = days.setdefault((user_key(moment.user_id), moment.night_day), DayRecord())
+            day.fill(moment.night)
+        for label in labels:
+            day = days.setdefault((user_key(label.user_id), label.day), DayRecord())
+            day.fill(DayRecord(reports=1, positives=int(label.positive)))
         with self._uow_factory(write=True) as uow:
             session = uow.session
             assert session is not None
-            for moment in moments:
-                key = user_key(moment.user_id)
-                row = {
-                    "event_id": moment.event_id,
-                    "user_key": key,
-                    "day": moment.moment_day,
-                    "server_computed": moment.server_computed,
-                }
-                new = session.execute(
-                    _insert(session)(_MOMENTS)
-                    .values(row)
-                    .on_conflict_do_nothing(index_elements=["event_id"])
-                    .returning(_MOMENTS.c.event_id)
-                ).first()
-                if new is not None:
-                    _merge_day(session, key, moment.night_day, moment.night)
-            for label in labels:
-                report = DayRecord(reports=1, positives=int(label.positive))
-                _merge_day(session, user_key(label.user_id), label.day, report)
+            if moments:
+                rows = [
+                    {
+                        "event_id": m.event_id,
+                        "user_key": user_key(m.user_id),
+                        "day": m.moment_day,
+                        "server_computed": m.server_computed,
+                    }
+                    for m in moments
+                ]
+                insert = _insert(session)(_MOMENTS).on_conflict_do_nothing(
+                    index_elements=["event_id"]
+                )
+                session.execute(insert, rows)
+            if days:
+                _merge_days(session, days)
             uow.commit()
 
     def add_label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> date | None:
@@ -157,7 +165,7 @@ class PersonalHistoryStore:
             ).scalar_one_or_none()
             if day is None:
                 return None
-            _merge_day(session, key, day, DayRecord(reports=1, positives=int(positive)))
+            _merge_days(session, {(key, day): DayRecord(reports=1, positives=int(positive))})
             uow.commit()
         return day
 
