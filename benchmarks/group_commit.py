@@ -8,6 +8,7 @@ own work. This measures both on the same SQLite file (``synchronous=FULL``, so e
 an fsync) in interleaved rounds: CPU and wall time per commit, medians over rounds.
 
     .venv/bin/python benchmarks/group_commit.py [--group 2] [--commits 2000] [--repeats 5]
+        [--database-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ WARM_UP = 50  # commits per path before the measured rounds
 def main() -> None:
     args = _parse()
     with tempfile.TemporaryDirectory(prefix="fg-group-commit-") as home:
-        storage = build_storage(Settings(home=Path(home)))
+        storage = build_storage(Settings(home=Path(home), database_url=args.database_url))
         storage.upgrade()
         frame = simulate_cohort(CohortConfig(users=50, days=30, seed=0))
         writer = PredictionWriter(storage.engine)
@@ -58,8 +59,9 @@ def main() -> None:
                 results[label].append(_time(commit, batches, args.commits))
         writer.close()
         storage.close()
+    database = "SQLite synchronous=FULL" if args.database_url is None else "PostgreSQL"
     print(
-        f"\n### One group commit of {args.group} predictions, SQLite synchronous=FULL, "
+        f"\n### One group commit of {args.group} predictions, {database}, "
         f"{args.commits} commits per round, median of {args.repeats} interleaved rounds\n"
     )
     print("| path | CPU per commit (ms) | wall per commit (ms) | CPU vs driver |")
@@ -121,6 +123,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--group", type=int, default=2, help="predictions per commit")
     parser.add_argument("--commits", type=int, default=2000, help="commits per round and path")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument(
+        "--database-url", default=None, help="an empty database to use instead of a SQLite file"
+    )
     return parser.parse_args()
 
 
