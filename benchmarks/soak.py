@@ -461,7 +461,7 @@ def _per_minute(
                 "not_sent": sum(not o.sent for o in these),
                 "p50_ms": _pct(latencies, 50),
                 "p99_ms": _pct(latencies, 99),
-                "client_lag_p99_ms": _pct([o.lag_ms for o in these], 99),
+                "client_lag_p99_ms": _pct([o.lag_ms for o in these if o.sent], 99),
                 "server_cpu_cores": cpu,
                 "rss_mb": round(last.tree.total_rss_bytes / MB, 1) if last else None,
                 "backlog_max": max(backlogs) if backlogs else None,
@@ -486,7 +486,7 @@ def _overall(outcomes: list[Outcome]) -> dict[str, Any]:
         "p99_ms": _pct(latencies, 99),
         "p999_ms": _pct(latencies, 99.9),
         "max_ms": round(max(latencies), 2) if latencies else None,
-        "client_lag_p99_ms": _pct([o.lag_ms for o in outcomes], 99),
+        "client_lag_p99_ms": _pct([o.lag_ms for o in outcomes if o.sent], 99),
     }
 
 
@@ -536,17 +536,17 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         f"`{r['command']}`",
         "",
-        "| minute | requests | errors | not sent | p50 (ms) | p99 (ms) | client lag p99 (ms) | "
+        "| minute | requests due | errors | not sent | p50 (ms) | p99 (ms) | client lag p99 (ms) | "
         "server CPU (cores) | RSS (MB) | outbox backlog max | load avg 1m |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in r["minutes"]:
         mark = " (blob store down)" if m["blob_outage"] else ""
         lines.append(
-            f"| {m['minute']}{mark} | {m['requests']:,} | {m['errors']} | {m['not_sent']} | "
-            f"{m['p50_ms']} | "
-            f"{m['p99_ms']} | {m['client_lag_p99_ms']} | {m['server_cpu_cores']} | "
-            f"{m['rss_mb']} | {_num(m['backlog_max'])} | {m['load_1m']} |"
+            f"| {m['minute']}{mark} | {m['requests']:,} | {m['errors']} | {m['not_sent']:,} | "
+            f"{_num(m['p50_ms'])} | {_num(m['p99_ms'])} | {_num(m['client_lag_p99_ms'])} | "
+            f"{m['server_cpu_cores']} | {m['rss_mb']} | {_num(m['backlog_max'])} | "
+            f"{m['load_1m']} |"
         )
     lines += [
         "",
