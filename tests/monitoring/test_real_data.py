@@ -91,8 +91,10 @@ def test_older_joiners_show_in_the_people_not_in_pooled_rows(judge_real: Judge, 
     With about 90 reference people this is at the edge of what any valid test can see: the
     share of people below the reference's RMSSD range doubles, but the reference share is itself
     known from some 90 people, so its one-sided p-value is 1e-3 to 1e-2, short of the run's
-    Benjamini-Hochberg threshold over about 280 tests. The report carries that evidence; it must
-    not blame a segment or another feature for it.
+    Benjamini-Hochberg threshold over about 280 tests. A joint test on people's mean vectors gains
+    nothing: across people a higher resting HR goes with a lower RMSSD, so the joiners' HR rise is
+    about what their RMSSD predicts (``benchmarks/joint_joiner_power.py``). The report carries the
+    evidence; it must not blame a segment or another feature for it.
     """
     report = judge_real("older_joiners", seed)
     hrv = next(p for p in report.persons if p.name == "hrv_rmssd_ms")
