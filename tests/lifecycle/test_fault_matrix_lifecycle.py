@@ -276,7 +276,7 @@ def test_registry_down_during_a_promotion(
         cutter.blackhole()
         set_production(operator, new)
         # A look already under way waits out its request timeout (one poll interval, at
-        # least 1 s) and MLflow's retries; later ones fail at the health probe.
+        # least 1 s) and one retry; later ones fail at the health probe.
         wait_for(lambda: not admin_readyz(live)["registry"]["ok"], 15, "registry check fails")
         registry = admin_readyz(live)["registry"]
         assert f"127.0.0.1:{cutter.port}" in registry["error"] and registry["down_since"]

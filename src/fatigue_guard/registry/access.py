@@ -35,9 +35,9 @@ PROBE_TIMEOUT_S = 2.0
 # MLflow's defaults retry an HTTP call for minutes; a poll that hangs that long would also hold
 # back an operator's reload, and /readyz would say "reachable" through most of an outage that
 # began during a call. So each request waits at most about one poll interval (within these
-# bounds): a look at the registry lasts about as long as the pause between two looks. Applied
-# only where the operator has not set them.
-_MLFLOW_HTTP_LIMITS = {"max_retries": 2, "backoff_factor": 1}
+# bounds) and is retried once (the next poll is the next retry): a look at the registry lasts
+# about as long as two pauses between looks. Applied only where the operator has not set them.
+_MLFLOW_HTTP_LIMITS = {"max_retries": 1, "backoff_factor": 1}
 REQUEST_TIMEOUT_BOUNDS_S = (1.0, 15.0)
 _set_here: set[str] = set()  # the variables this process set itself (not the operator's)
 
