@@ -197,14 +197,18 @@ class PersonalBaselines:
 class _Writer:
     """Writes recorded moments and labels to SQL in batches, on a thread of its own.
 
-    One transaction per batch: on SQLite a commit is an fsync, which one per request would
-    double. A failed batch is retried until it is written; moments still waiting are known by
-    event id, so a label that follows its moment at once still finds the moment's date.
+    One transaction per batch, gathered over ``linger_s``: on SQLite a commit is an fsync, which
+    one per request would double. A failed batch is retried until it is written; moments still
+    waiting are known by event id, so a label that follows its moment at once still finds the
+    moment's date.
     """
 
-    def __init__(self, store: PersonalHistoryStore, retry_s: float = 1.0) -> None:
+    def __init__(
+        self, store: PersonalHistoryStore, retry_s: float = 1.0, linger_s: float = 0.05
+    ) -> None:
         self._store = store
         self._retry_s = retry_s
+        self._linger_s = linger_s
         self._moments: list[MomentRow] = []
         self._labels: list[LabelRow] = []
         self._waiting: dict[uuid.UUID, MomentRow] = {}
@@ -241,8 +245,14 @@ class _Writer:
             with self._wake:
                 while not (self._moments or self._labels or self._closing):
                     self._wake.wait()
+                closing = self._closing
+            if not closing:
+                time.sleep(self._linger_s)  # gather the moments of the next few milliseconds
+            with self._wake:
                 if not (self._moments or self._labels):
-                    return
+                    if self._closing:
+                        return
+                    continue
                 moments, self._moments = self._moments, []
                 labels, self._labels = self._labels, []
                 self._busy = True
