@@ -82,19 +82,34 @@ def recording_fence_statement(dialect_name: str, *, exclusive: bool = False) -> 
 def not_erased_via_cursor(
     cursor: Any, dialect: Dialect, records: Sequence[PredictionRecord]
 ) -> list[PredictionRecord]:
-    """:meth:`TombstoneRepository.not_erased` on a DB-API cursor (the group-commit writer's).
+    """:meth:`TombstoneRepository.not_erased` on a DB-API cursor (the group-commit writer's)."""
 
-    The lookup's text is built once per dialect and row count, and run straight through the
-    driver: compiling a SQLAlchemy statement on every group commit doubled the writer's CPU.
+    def run(statement: str, params: tuple[str, ...]) -> Iterable[Sequence[Any]]:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else ()
+
+    return _not_erased(run, dialect, records)
+
+
+# Runs one driver-level statement with positional parameters; its rows.
+_Run = Callable[[str, tuple[str, ...]], Iterable[Sequence[Any]]]
+
+
+def _not_erased(
+    run: _Run, dialect: Dialect, records: Sequence[PredictionRecord]
+) -> list[PredictionRecord]:
+    """Take the recording fence, look the records' users up, keep what no tombstone covers.
+
+    Straight through the driver, with the lookup's text built once per dialect and row count:
+    compiling a SQLAlchemy query on every group commit doubled the writer's CPU.
     """
-    cursor.execute(recording_fence_statement(dialect.name))
+    run(recording_fence_statement(dialect.name), ())
     hashes = sorted({erased_user_hash(r.user_id) for r in records})
     to_datetime = _datetime_reader(dialect)
     erased: dict[str, datetime] = {}
     for start in range(0, len(hashes), _LOOKUP_CHUNK):
-        chunk = hashes[start : start + _LOOKUP_CHUNK]
-        cursor.execute(_lookup_text(dialect, len(chunk)), tuple(chunk))
-        for user_hash, at in cursor.fetchall():
+        chunk = tuple(hashes[start : start + _LOOKUP_CHUNK])
+        for user_hash, at in run(_lookup_text(dialect, len(chunk)), chunk):
             erased[user_hash] = at if to_datetime is None else to_datetime(at)
     return covered(records, erased)
 
@@ -163,21 +178,14 @@ class TombstoneRepository:
         self.session.execute(text(recording_fence_statement(dialect, exclusive=exclusive)))
 
     def not_erased(self, records: Sequence[PredictionRecord]) -> list[PredictionRecord]:
-        """Take the recording fence, then keep the ``records`` no tombstone covers (through the
-        driver, with the group-commit writer's statements: an ORM query doubled the cost of a
-        small batch insert)."""
+        """Take the recording fence, then keep the ``records`` no tombstone covers."""
         connection = self.session.connection()
-        dialect = connection.dialect
-        connection.exec_driver_sql(recording_fence_statement(dialect.name))
-        hashes = sorted({erased_user_hash(r.user_id) for r in records})
-        to_datetime = _datetime_reader(dialect)
-        erased: dict[str, datetime] = {}
-        for start in range(0, len(hashes), _LOOKUP_CHUNK):
-            chunk = hashes[start : start + _LOOKUP_CHUNK]
-            rows = connection.exec_driver_sql(_lookup_text(dialect, len(chunk)), tuple(chunk))
-            for user_hash, at in rows:
-                erased[user_hash] = at if to_datetime is None else to_datetime(at)
-        return covered(records, erased)
+
+        def run(statement: str, params: tuple[str, ...]) -> Iterable[Sequence[Any]]:
+            result = connection.exec_driver_sql(statement, params)
+            return result.all() if result.returns_rows else ()
+
+        return _not_erased(run, connection.dialect, records)
 
     def hold_blob_fence(self) -> contextlib.AbstractContextManager[None]:
         """Shared hold of the blob fence until the block ends (within this unit of work)."""
