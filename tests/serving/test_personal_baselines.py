@@ -1,10 +1,12 @@
 """Personal baselines computed by the API equal the simulator's, exactly: zero training/serving
 skew. A simulated person's history is replayed through real HTTP (raw measurements and feedback,
 in time order, baseline features left out) on PostgreSQL, half on one API process and half on a
-second, fresh one that only has SQL to go on (a restart, or another replica)."""
+second, fresh one that only has SQL to go on (a restart, or another replica). A batch's items
+see the nights of the items before them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +19,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from fatigue_guard.config import Settings
 from fatigue_guard.contract.baselines import BASELINE_FEATURES
 from fatigue_guard.contract.features import LABEL_COLUMN
+from fatigue_guard.contract.schemas import PredictionRequest
 from fatigue_guard.demo import request_bodies
-from fatigue_guard.serving.personal_baselines import FEATURE_BITS, computed_names
+from fatigue_guard.serving.personal_baselines import (
+    FEATURE_BITS,
+    PersonalBaselines,
+    computed_names,
+)
 from fatigue_guard.simulation import CohortConfig, simulate_cohort
 from fatigue_guard.simulation.cohort import RAW_COLUMNS
+from fatigue_guard.storage.factory import build_storage
 from fatigue_guard.storage.sql.personal_history import PersonalHistoryStore, user_key
 from fatigue_guard.storage.sql.tables import PersonalDay
 from tests.fixtures.models import TrainedRegistry
@@ -114,3 +123,26 @@ def test_api_baselines_equal_the_simulators_across_a_restart(
                 select(func.count()).where(PersonalDay.user_key == user_key(user))
             ).scalar_one()
         assert left == 0
+
+
+def test_a_batch_item_sees_the_nights_of_the_earlier_items(tmp_path: Path) -> None:
+    """A phone uploading a week at once: each item's baselines count the items before it."""
+    person = simulate_cohort(CohortConfig(users=1, days=8, moments_per_day=1, seed=3), raw=True)
+    settings = Settings(home=tmp_path, database_url=None, azure_storage_connection_string=None)
+    storage = build_storage(settings)
+    storage.upgrade()
+    baselines = PersonalBaselines(
+        PersonalHistoryStore(storage.uow_factory), ttl_s=60, max_people=10
+    )
+    requests = []
+    for body, row in zip(request_bodies(person), person.itertuples(index=False), strict=True):
+        body["features"].update(dict.fromkeys(BASELINE_FEATURES))
+        body["raw"] = {name: getattr(row, name) for name in RAW_COLUMNS}
+        requests.append(PredictionRequest.model_validate(body))
+    filled = asyncio.run(baselines.fill(requests))
+    nightly = [name for name in BASELINE_FEATURES if name != "recent_fatigue_rate_14d"]
+    got = np.array([[getattr(f.request.features, n) for n in nightly] for f in filled], float)
+    want = person[nightly].to_numpy(float)
+    np.testing.assert_array_equal(got, want)  # NaN where the simulator's are NaN, else equal
+    assert np.isfinite(got[-1]).all()
+    storage.close()
