@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     )
 
     # Personal baselines the API computes: each recent person's history is cached in the process.
+    server_baselines: bool = Field(
+        default=True,
+        description="Fill the personal-baseline features a request leaves out from the person's "
+        "recorded history (kept in SQL). False: requests are scored as sent and no per-person "
+        "history is kept, for apps that compute every baseline themselves.",
+    )
     baseline_cache_ttl_s: float = Field(
         default=60.0,
         ge=0,

@@ -86,15 +86,15 @@ def published_edge(
     return published, data
 
 
-@pytest.fixture
-def edge_api(
-    tmp_path: Path,
+def _edge_api(
+    home: Path,
     trained_registry: TrainedRegistry,
     published_edge: tuple[PublishedEdge, bytes],
+    **extra: object,
 ) -> Iterator[RestartableApi]:
     # The parity test scores 10,000 vectors through one key: a batch costs a token per item.
     settings = trained_registry.settings(
-        tmp_path / "home", blob_flush_max_age_s=0.2, rate_limit_burst=20_000
+        home, blob_flush_max_age_s=0.2, rate_limit_burst=20_000, **extra
     )
     write_bundle(
         LocalBlobStore(settings.local_blob_root),
@@ -103,3 +103,25 @@ def edge_api(
     api = RestartableApi(settings).start()
     yield api
     api.stop()
+
+
+@pytest.fixture
+def edge_api(
+    tmp_path: Path,
+    trained_registry: TrainedRegistry,
+    published_edge: tuple[PublishedEdge, bytes],
+) -> Iterator[RestartableApi]:
+    yield from _edge_api(tmp_path / "home", trained_registry, published_edge)
+
+
+@pytest.fixture
+def edge_api_as_sent(
+    tmp_path: Path,
+    trained_registry: TrainedRegistry,
+    published_edge: tuple[PublishedEdge, bytes],
+) -> Iterator[RestartableApi]:
+    """An API that scores each vector as sent: no baselines filled from earlier requests, so a
+    comparison of the model on both sides is not blurred by the history the vectors make."""
+    yield from _edge_api(
+        tmp_path / "home", trained_registry, published_edge, server_baselines=False
+    )

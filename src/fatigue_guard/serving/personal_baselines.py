@@ -63,8 +63,11 @@ class _Cached:
 class PersonalBaselines:
     """Per-person histories: cached in the process, kept in SQL. Thread-safe."""
 
-    def __init__(self, store: PersonalHistoryStore, *, ttl_s: float, max_people: int) -> None:
+    def __init__(
+        self, store: PersonalHistoryStore, *, ttl_s: float, max_people: int, enabled: bool = True
+    ) -> None:
         self._store = store
+        self._enabled = enabled
         self._ttl_s = ttl_s
         self._max_people = max_people
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
@@ -114,6 +117,8 @@ class PersonalBaselines:
     async def fill(self, requests: Sequence[PredictionRequest]) -> list[Filled]:
         """Each request with the baselines it left out computed, in order: a later item of a
         batch also sees the nights of the same person's earlier items."""
+        if not self._enabled:
+            return [Filled(r, 0) for r in requests]
         missing = [
             [n for n in BASELINE_FEATURES if getattr(r.features, n) is None] for r in requests
         ]
@@ -152,6 +157,8 @@ class PersonalBaselines:
     def remember(self, filled: Sequence[Filled]) -> None:
         """Add recorded moments to their people's histories: the cached copies at once, SQL
         through the background writer (no database work on the request's path)."""
+        if not self._enabled:
+            return
         rows = []
         for item in filled:
             request = item.request
@@ -177,6 +184,8 @@ class PersonalBaselines:
 
     async def label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> None:
         """Count a new fatigue report on its moment's date."""
+        if not self._enabled:
+            return
         day = self._writer.add_label(user_id, event_id, positive)
         if day is None:  # the moment was written before (or by another replica): look it up
             try:

@@ -46,6 +46,7 @@ class ServingState:
                 PersonalHistoryStore(self.storage.uow_factory),
                 ttl_s=self.settings.baseline_cache_ttl_s,
                 max_people=self.settings.baseline_cache_people,
+                enabled=self.settings.server_baselines,
             )
         return self._personal_baselines
 
