@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,8 +43,11 @@ class RetrainOutcome:
 
 
 def holder_id() -> str:
-    """Names this process in the lease row, so an operator can see who holds it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Names this run in the lease row: the process, so an operator can see who holds it, and a
+    token of the run, because the lease lets its holder take it again and two runs of one
+    process (a scheduled monitor and a manual trigger, or two workers) must still exclude each
+    other."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def baseline_frame(settings: Settings) -> pd.DataFrame | None:
@@ -97,6 +101,14 @@ def run_retraining(
     now = now or datetime.now(UTC)
     holder = holder_id()
     with storage.uow_factory(write=True) as uow:
+        acquired = uow.locks.try_acquire(
+            LOCK_NAME, holder, timedelta(seconds=settings.retrain_lock_ttl_s)
+        )
+        if not acquired:
+            return RetrainOutcome("skipped", "another replica is retraining (lease held)")
+        # Under the lease: a run that finished between a look at the cool-down and taking the
+        # lease would otherwise be followed by a second one. Leaving without a commit gives the
+        # lease back.
         if not ignore_cooldown:
             recent = uow.retrain_runs.last_started(
                 since=now - timedelta(hours=settings.monitor_cooldown_h)
@@ -105,11 +117,6 @@ def run_retraining(
                 return RetrainOutcome(
                     "skipped", f"cool-down: retrain run {recent.id} started {recent.started_at}"
                 )
-        acquired = uow.locks.try_acquire(
-            LOCK_NAME, holder, timedelta(seconds=settings.retrain_lock_ttl_s)
-        )
-        if not acquired:
-            return RetrainOutcome("skipped", "another replica is retraining (lease held)")
         run = uow.retrain_runs.start(trigger, reason, drift_report_id)
         uow.commit()
         run_id = run.id
