@@ -9,16 +9,18 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from fatigue_guard.contract.baselines import DayRecord
 from fatigue_guard.storage.blob.feature_store import FeatureStore
 from fatigue_guard.storage.blob.stores import BlobStore
 from fatigue_guard.storage.factory import Storage
 from fatigue_guard.storage.recording.outbox import OutboxFlusher
+from fatigue_guard.storage.sql.personal_history import LabelRow, MomentRow, PersonalHistoryStore
 from fatigue_guard.storage.sql.tables import OutboxEntry, Prediction
 from fatigue_guard.storage.sql.tombstones import erased_user_hash
 from tests.fixtures.waiting import wait_until
@@ -153,3 +155,27 @@ def test_training_data_skips_rows_an_unfinished_erasure_left_in_the_blob_store(
     with storage.engine.connect() as connection:
         names = connection.exec_driver_sql("SELECT user_hash FROM erased_users").scalars().all()
     assert names == [erased_user_hash(ERASED)] and ERASED not in names[0]
+
+
+def test_personal_history_queued_before_the_erasure_is_not_written_after_it(
+    storage_factory: StorageFactory, tmp_path: Path
+) -> None:
+    storage = storage_factory(f"sqlite:///{tmp_path / 'fatigue-guard.db'}")
+    history = PersonalHistoryStore(storage.uow_factory)
+    night = DayRecord(sleep_h=7.0, resting_hr_bpm=58.0)
+
+    def moment(user: str, day: date) -> MomentRow:
+        return MomentRow(user, uuid.uuid4(), day, day, night, server_computed=0)
+
+    queued = [moment(ERASED, date(2025, 3, d)) for d in (1, 2)]  # taken by the API, not written
+    queued_label = LabelRow(ERASED, date(2025, 3, 1), positive=True)
+    erasure = storage.erase_user(ERASED)
+    assert all(m.queued_at <= erasure.tombstoned_at for m in queued)
+
+    # The writer's batch lands after the erasure: the erased person's part is dropped, the rest
+    # (another person, and what the erased person sends afterwards) is written.
+    later = moment(ERASED, date(2025, 3, 3))
+    history.add([*queued, moment(KEPT, date(2025, 3, 1)), later], [queued_label])
+
+    assert sorted(history.load(ERASED).days) == [date(2025, 3, 3)]
+    assert sorted(history.load(KEPT).days) == [date(2025, 3, 1)]

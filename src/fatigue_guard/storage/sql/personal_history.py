@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import delete, func, select
@@ -22,10 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fatigue_guard.contract.baselines import DayRecord, PersonalHistory
-from fatigue_guard.storage.sql.tables import PersonalDay, PersonalMoment
+from fatigue_guard.storage.sql.tables import PersonalDay, PersonalMoment, utcnow
+from fatigue_guard.storage.sql.tombstones import erased_user_hash
 
 if TYPE_CHECKING:  # the unit of work's erasure imports this module
-    from fatigue_guard.storage.sql.unit_of_work import UnitOfWorkFactory
+    from fatigue_guard.storage.sql.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 _SALT: Final[bytes] = b"fatigue-guard/personal-history/v1:"
 _DAYS = PersonalDay.__table__
@@ -63,6 +64,11 @@ def _merge_days(session: Session, days: dict[tuple[str, date], DayRecord]) -> No
     session.execute(upsert, rows)
 
 
+def _overtaken(user_id: str, queued_at: datetime, erased: dict[str, datetime]) -> bool:
+    at = erased.get(erased_user_hash(user_id))
+    return at is not None and queued_at <= at
+
+
 def erase_personal_history(session: Session, user_id: str) -> int:
     """Delete ``user_id``'s history rows in the caller's transaction; how many went."""
     key = user_key(user_id)
@@ -83,6 +89,8 @@ class MomentRow:
     night_day: date
     night: DayRecord
     server_computed: int
+    # When the API took it: a write that an erasure overtook is dropped (see ``add``).
+    queued_at: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,7 @@ class LabelRow:
     user_id: str
     day: date
     positive: bool
+    queued_at: datetime = field(default_factory=utcnow)
 
 
 class PersonalHistoryStore:
@@ -118,11 +127,24 @@ class PersonalHistoryStore:
 
     def add(self, moments: Sequence[MomentRow], labels: Sequence[LabelRow]) -> None:
         """Record scored moments (with their nights) and fatigue reports, in one transaction
-        of two statements whatever the batch's size.
+        whatever the batch's size.
 
         A re-sent moment changes nothing: its ``event_id`` is there already and its night only
         fills measures still missing; a label carries the date of its moment.
         """
+        with self._uow_factory(write=True) as uow:
+            # Fenced against erasures like the prediction records: a moment or label queued
+            # before its person was erased is part of what was erased, not new history.
+            uow.tombstones.take_recording_fence()
+            erased = uow.tombstones.erased_at([r.user_id for r in (*moments, *labels)])
+            moments = [m for m in moments if not _overtaken(m.user_id, m.queued_at, erased)]
+            labels = [b for b in labels if not _overtaken(b.user_id, b.queued_at, erased)]
+            self._write(uow, moments, labels)
+            uow.commit()
+
+    def _write(
+        self, uow: UnitOfWork, moments: Sequence[MomentRow], labels: Sequence[LabelRow]
+    ) -> None:
         days: dict[tuple[str, date], DayRecord] = {}
         for moment in moments:
             day = days.setdefault((user_key(moment.user_id), moment.night_day), DayRecord())
@@ -130,26 +152,22 @@ class PersonalHistoryStore:
         for label in labels:
             day = days.setdefault((user_key(label.user_id), label.day), DayRecord())
             day.fill(DayRecord(reports=1, positives=int(label.positive)))
-        with self._uow_factory(write=True) as uow:
-            session = uow.session
-            assert session is not None
-            if moments:
-                rows = [
-                    {
-                        "event_id": m.event_id,
-                        "user_key": user_key(m.user_id),
-                        "day": m.moment_day,
-                        "server_computed": m.server_computed,
-                    }
-                    for m in moments
-                ]
-                insert = _insert(session)(_MOMENTS).on_conflict_do_nothing(
-                    index_elements=["event_id"]
-                )
-                session.execute(insert, rows)
-            if days:
-                _merge_days(session, days)
-            uow.commit()
+        session = uow.session
+        assert session is not None
+        if moments:
+            rows = [
+                {
+                    "event_id": m.event_id,
+                    "user_key": user_key(m.user_id),
+                    "day": m.moment_day,
+                    "server_computed": m.server_computed,
+                }
+                for m in moments
+            ]
+            insert = _insert(session)(_MOMENTS).on_conflict_do_nothing(index_elements=["event_id"])
+            session.execute(insert, rows)
+        if days:
+            _merge_days(session, days)
 
     def add_label(self, user_id: str, event_id: uuid.UUID, positive: bool) -> date | None:
         """Count a fatigue report on its moment's date; that date, or ``None`` when the
