@@ -142,6 +142,12 @@ def test_a_stopping_recorder_waits_for_its_shipper_until_its_deadline_only(
         assert not storage.recorder.flusher.drain(timeout_s=30)
         assert time.monotonic() - started < 5, "a stopped shipper's drain waited for nothing"
         assert storage.recorder.flusher.backlog() == 30  # kept for the next start
+        # ...and handed back: the next start ships it at once instead of waiting out the lease.
+        proxy.stop()
+        proxy.start()  # the store answers again
+        successor = build_storage(migrated.settings)
+        assert successor.recorder.flusher.flush_once() == 30
+        assert successor.recorder.flusher.backlog() == 0
     finally:
         shipper.close()
         storage.close()

@@ -113,7 +113,9 @@ def _run(config: QuickConfig, settings: Settings, say: Callable[[str], None]) ->
             headers_for=lambda body: {"Authorization": f"Bearer {keys[body['user_id']]}"},
         )
         done()
-    # Graceful stop flushed the outbox; count what each store holds.
+    # A graceful stop ships the outbox within its deadline; a batch it could not ship waits for
+    # the next start, which is this process: ship it, then count what each store holds.
+    storage.recorder.drain(timeout_s=60)
     with storage.engine.connect() as connection:
         db_rows = connection.execute(text("SELECT count(*) FROM predictions")).scalar_one()
     start, end = live["measured_at"].min(), live["measured_at"].max() + timedelta(seconds=1)

@@ -261,6 +261,19 @@ class OutboxFlusher:
         self.stats.flushed_batches += 1
         return done
 
+    def _hand_back_owned_batch(self) -> None:
+        """Make the batch a stopped shipper held due at once: its child was killed, so nothing
+        writes it any more, and the next start or another replica should not wait out the
+        lease to retry it (a retry rewrites the same batch, so it is never stored twice)."""
+        batch_id = self._owned_batch
+        if batch_id is None:
+            return
+        try:
+            self._write(lambda uow: uow.outbox.extend_lease(batch_id, timedelta(0)))
+            self._owned_batch = None
+        except Exception:  # the DB is down too: the lease lapses on its own
+            log.warning("could not hand back outbox batch %s", batch_id, exc_info=True)
+
     def _ship_here(self, batch_id: str) -> ShipResult:
         return ship_batch(self._uow, self.feature_store, batch_id)
 
@@ -317,6 +330,7 @@ class OutboxFlusher:
                 if self.backlog() == 0:
                     return True
             except ShippingStopped as exc:
+                self._hand_back_owned_batch()
                 log.warning("outbox not fully shipped (%s); the rest waits for the next start", exc)
                 return False
             except Exception:  # DB hiccup: keep trying until the deadline
